@@ -1,0 +1,30 @@
+//! vigil: a sidecar that takes an ECS task out of its load balancer before the task fails.
+//!
+//! Code map (core first: pure, no I/O, no clock; then the edge that reads and serves the world):
+//!
+//! - [`sample`]: one tick of raw readings, each source an `Option`.
+//! - [`verdict`]: evidence → healthy / degraded / draining, with reasons.
+//! - [`config`]: every environment variable, typed and validated at start-up.
+//! - [`log`]: one JSON (or text) line per event on stdout.
+//! - [`procfs`], [`cgroup`]: pure parsers for `/proc` and cgroup files, and their readers.
+//! - [`sampler`]: finds the watched processes and reads them, their cgroups and sockets.
+//! - [`tmds`]: the Task Metadata Service v4 client and its JSON types.
+//! - [`probe`]: the app's own health URL.
+//! - [`metrics`]: the Prometheus registry and what each tick publishes to it.
+//! - [`server`]: `/health`, `/live`, `/metrics`, `/status`.
+//! - [`agent`]: the tick loop that ties them together.
+#![forbid(unsafe_code)]
+
+pub mod sample;
+pub mod verdict;
+
+pub mod agent;
+pub mod cgroup;
+pub mod config;
+pub mod log;
+pub mod metrics;
+pub mod probe;
+pub mod procfs;
+pub mod sampler;
+pub mod server;
+pub mod tmds;
