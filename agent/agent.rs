@@ -1,1 +1,365 @@
-//! (placeholder, being written)
+//! The tick loop: stamp the time, read every source, judge, publish one immutable snapshot.
+//!
+//! Data flows one way. The loop owns the sampler, the metadata client, the probe and the judge;
+//! the HTTP server only reads [`Shared`]: the latest [`Snapshot`], the liveness stamp and the
+//! stopping flag (which `/health` reads directly, so a stop turns it red at once, without
+//! waiting for a tick).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::config::Config;
+use crate::log;
+use crate::metrics::{Metrics, SnapshotCell};
+use crate::probe::AppProbe;
+use crate::sample::{Millis, Sample, Source, SourceError};
+use crate::sampler::LocalSampler;
+use crate::tmds::TmdsClient;
+use crate::verdict::{Judge, JudgeConfig, State, Verdict};
+
+/// Where vigil gets its task-level view from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Only `/proc` and cgroups: no metadata service configured.
+    Local,
+    /// `/proc`, cgroups and the Task Metadata Service v4.
+    Ecs,
+}
+
+/// How one source has fared.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceStatus {
+    /// Whether vigil reads this source at all (the probe needs a URL, the metadata service ECS).
+    pub enabled: bool,
+    /// Whether the source gave a reading this tick.
+    pub up: bool,
+    pub errors_total: u64,
+    /// When the source last gave a reading.
+    pub last_success_at: Option<Millis>,
+    pub last_error: Option<String>,
+}
+
+/// Everything the server shows, from one tick. Immutable once published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub mode: Mode,
+    /// Ticks completed; 0 before the first.
+    pub tick: u64,
+    pub verdict: Verdict,
+    /// Whether any watched process was ever visible. False means vigil cannot see the app's
+    /// processes (no shared PID namespace): process watching is off and never turns health red.
+    pub processes_visible: bool,
+    /// Per source, in the order of `Source::ALL`.
+    pub sources: [SourceStatus; 6],
+    /// Verdict transitions so far, by the state entered (in the order of `State::ALL`).
+    pub transitions: [u64; 3],
+    pub sample: Sample,
+}
+
+impl Snapshot {
+    fn empty(mode: Mode) -> Snapshot {
+        Snapshot {
+            mode,
+            tick: 0,
+            verdict: Judge::new(JudgeConfig::default(), 0).verdict().clone(),
+            processes_visible: false,
+            sources: Default::default(),
+            transitions: [0; 3],
+            sample: Sample::default(),
+        }
+    }
+
+    pub fn source(&self, source: Source) -> &SourceStatus {
+        &self.sources[source.index()]
+    }
+}
+
+/// What the tick loop shares with the server.
+pub struct Shared {
+    started: Instant,
+    interval: Duration,
+    snapshot: SnapshotCell,
+    /// Milliseconds since start at which the last tick completed; `u64::MAX` before the first.
+    last_tick: AtomicU64,
+    stopping: AtomicBool,
+    pub metrics: Metrics,
+}
+
+impl Shared {
+    pub fn new(mode: Mode, interval: Duration) -> Shared {
+        let snapshot: SnapshotCell = Arc::new(RwLock::new(Arc::new(Snapshot::empty(mode))));
+        Shared {
+            started: Instant::now(),
+            interval,
+            metrics: Metrics::new(Arc::clone(&snapshot)),
+            snapshot,
+            last_tick: AtomicU64::new(u64::MAX),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// Milliseconds on the agent's monotonic clock.
+    pub fn now(&self) -> Millis {
+        self.started.elapsed().as_millis() as Millis
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    pub fn publish(&self, snapshot: Snapshot) {
+        *self.snapshot.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(snapshot);
+        self.last_tick.store(self.now(), Ordering::Release);
+    }
+
+    /// Marks the agent as stopping: `/health` turns red from the next request on.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Whether the tick loop has advanced within the last three intervals (or, before the
+    /// first tick, within three intervals of start-up).
+    pub fn live(&self, now: Millis) -> bool {
+        let last = match self.last_tick.load(Ordering::Acquire) {
+            u64::MAX => 0,
+            at => at,
+        };
+        now.saturating_sub(last) <= 3 * self.interval.as_millis() as u64
+    }
+}
+
+/// The inputs and memory of the tick loop.
+pub struct Agent {
+    shared: Arc<Shared>,
+    mode: Mode,
+    sampler: LocalSampler,
+    tmds: Option<TmdsClient>,
+    probe: Option<AppProbe>,
+    judge: Judge,
+    sources: [SourceStatus; 6],
+    transitions: [u64; 3],
+    error_log: ErrorLog,
+    tick: u64,
+    told_capped: bool,
+    told_invisible: bool,
+}
+
+impl Agent {
+    pub fn new(config: &Config, shared: Arc<Shared>) -> Result<Agent, String> {
+        let tmds = match &config.tmds_url {
+            Some(url) => Some(TmdsClient::new(url).map_err(|error| format!("metadata client: {error}"))?),
+            None => None,
+        };
+        let probe = match &config.app_health_url {
+            Some(url) => Some(
+                AppProbe::new(url, config.app_health_timeout)
+                    .map_err(|error| format!("app probe: {error}"))?,
+            ),
+            None => None,
+        };
+        let mode = if tmds.is_some() { Mode::Ecs } else { Mode::Local };
+        let mut sources: [SourceStatus; 6] = Default::default();
+        for source in Source::ALL {
+            sources[source.index()].enabled = match source {
+                Source::Tmds => tmds.is_some(),
+                Source::Probe => probe.is_some(),
+                _ => true,
+            };
+        }
+        let judge =
+            Judge::new(JudgeConfig { tmds_expected: tmds.is_some(), ..JudgeConfig::default() }, shared.now());
+        Ok(Agent {
+            sampler: LocalSampler::new(
+                config.proc_root.clone(),
+                config.cgroup_root.clone(),
+                config.watch.clone(),
+                std::process::id(),
+            ),
+            shared,
+            mode,
+            tmds,
+            probe,
+            judge,
+            sources,
+            transitions: [0; 3],
+            error_log: ErrorLog::default(),
+            tick: 0,
+            told_capped: false,
+            told_invisible: false,
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Runs ticks until the process exits.
+    pub async fn run(mut self) {
+        let mut interval = tokio::time::interval(self.shared.interval());
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            self.tick().await;
+        }
+    }
+
+    /// One tick: read, judge, publish.
+    pub async fn tick(&mut self) {
+        let started = Instant::now();
+        let at = self.shared.now();
+        let mut sample = Sample { at, ..Sample::default() };
+        let mut errors: Vec<SourceError> = Vec::new();
+
+        self.sampler.sample(&mut sample, &mut errors);
+        let tmds = async {
+            match self.tmds.as_mut() {
+                Some(client) => {
+                    let mut tmds_errors = Vec::new();
+                    let task = client.poll(at, &mut tmds_errors).await;
+                    (task, tmds_errors)
+                }
+                None => (None, Vec::new()),
+            }
+        };
+        let probe = async {
+            match &self.probe {
+                Some(probe) => Some(probe.probe().await),
+                None => None,
+            }
+        };
+        let ((task, tmds_errors), probe) = tokio::join!(tmds, probe);
+        sample.task = task;
+        sample.probe = probe;
+        errors.extend(tmds_errors);
+
+        self.account(&sample, &errors);
+        self.tell_once(&sample);
+
+        if let Some(transition) = self.judge.observe(&sample, self.shared.stopping()) {
+            self.transitions[state_index(transition.to)] += 1;
+            let verdict = self.judge.verdict();
+            log::event(
+                if transition.to == State::Draining { log::Level::Warn } else { log::Level::Info },
+                "verdict_changed",
+                json!({
+                    "from": transition.from.name(),
+                    "to": transition.to.name(),
+                    "reasons": verdict.findings.iter().map(|f| json!({"reason": f.reason.code(), "evidence": f.evidence})).collect::<Vec<_>>(),
+                }),
+            );
+        }
+
+        self.tick += 1;
+        self.shared.publish(Snapshot {
+            mode: self.mode,
+            tick: self.tick,
+            verdict: self.judge.verdict().clone(),
+            processes_visible: self.judge.processes_seen(),
+            sources: self.sources.clone(),
+            transitions: self.transitions,
+            sample,
+        });
+        self.shared.metrics.observe_tick(started.elapsed());
+    }
+
+    /// Updates per-source status and logs errors, rate-limited per source.
+    fn account(&mut self, sample: &Sample, errors: &[SourceError]) {
+        let mut failed = [false; 6];
+        for error in errors {
+            let status = &mut self.sources[error.source.index()];
+            status.errors_total += 1;
+            status.last_error = Some(error.detail.clone());
+            failed[error.source.index()] = true;
+            self.error_log.record(error, sample.at);
+        }
+        for source in Source::ALL {
+            let status = &mut self.sources[source.index()];
+            let has_reading = match source {
+                Source::Proc => sample.proc_readable,
+                Source::Cgroup => !sample.cgroups.is_empty(),
+                Source::Network => !sample.networks.is_empty(),
+                Source::Pressure => sample.pressure.is_some(),
+                Source::Tmds => sample.task.is_some(),
+                Source::Probe => sample.probe.is_some_and(|probe| probe.answered()),
+            };
+            status.up = status.enabled && has_reading && !failed[source.index()];
+            if status.enabled && has_reading {
+                status.last_success_at = Some(sample.at);
+            }
+        }
+    }
+
+    /// Facts worth one log line each, the first time they become true.
+    fn tell_once(&mut self, sample: &Sample) {
+        if !self.told_capped && self.sampler.capped() {
+            self.told_capped = true;
+            log::warn(
+                "watch_capped",
+                json!({"watched": sample.processes.len(), "hint": "set VIGIL_WATCH to the app's command line"}),
+            );
+        }
+        // After a few ticks with no other process visible, say why process watching is off.
+        if !self.told_invisible && self.tick == 3 && !self.judge.processes_seen() && sample.proc_readable {
+            self.told_invisible = true;
+            log::warn(
+                "processes_not_visible",
+                json!({"detail": "no other process is visible: process watching is off (share the PID namespace with pidMode \"task\" to enable it)"}),
+            );
+        }
+    }
+}
+
+fn state_index(state: State) -> usize {
+    State::ALL.iter().position(|s| *s == state).unwrap_or(0)
+}
+
+/// Logs the first error of each source at once, then at most one line a minute per source,
+/// with the number of errors not logged in between.
+#[derive(Default)]
+struct ErrorLog {
+    last_logged: [Option<Millis>; 6],
+    suppressed: [u64; 6],
+}
+
+impl ErrorLog {
+    const QUIET_MS: Millis = 60_000;
+
+    fn record(&mut self, error: &SourceError, at: Millis) {
+        let i = error.source.index();
+        match self.last_logged[i] {
+            Some(last) if at.saturating_sub(last) < Self::QUIET_MS => self.suppressed[i] += 1,
+            _ => {
+                log::warn(
+                    "source_error",
+                    json!({"source": error.source.name(), "error": error.detail, "suppressed": self.suppressed[i]}),
+                );
+                self.last_logged[i] = Some(at);
+                self.suppressed[i] = 0;
+            }
+        }
+    }
+}
+
+/// The verdict's state as served by `/health`.
+pub fn health(verdict: &Verdict, stopping: bool) -> (u16, String) {
+    if stopping && !verdict.has(crate::verdict::Reason::Stopping) {
+        return (503, "draining: stopping (vigil received a stop signal)".to_string());
+    }
+    match verdict.state {
+        State::Draining => (503, verdict.headline()),
+        State::Healthy => (200, verdict.headline()),
+        State::Degraded => (200, format!("ok; {}", verdict.headline())),
+    }
+}

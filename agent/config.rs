@@ -1,1 +1,341 @@
-//! (placeholder, being written)
+//! Every environment variable vigil reads, typed and validated once at start-up.
+//!
+//! Parsing is pure: [`Config::from_lookup`] takes a lookup function so tests pass a map. An
+//! invalid value is a [`ConfigError`] that names the variable and the value; `main` prints it on
+//! one line and exits with status 64.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::log::{Format, Level};
+
+pub const ENV_LISTEN: &str = "VIGIL_LISTEN";
+pub const ENV_INTERVAL: &str = "VIGIL_INTERVAL";
+pub const ENV_APP_HEALTH_URL: &str = "VIGIL_APP_HEALTH_URL";
+pub const ENV_APP_HEALTH_TIMEOUT: &str = "VIGIL_APP_HEALTH_TIMEOUT";
+pub const ENV_WATCH: &str = "VIGIL_WATCH";
+pub const ENV_DRAIN_SECONDS: &str = "VIGIL_DRAIN_SECONDS";
+pub const ENV_LOG: &str = "VIGIL_LOG";
+pub const ENV_LOG_FORMAT: &str = "VIGIL_LOG_FORMAT";
+pub const ENV_PROC_ROOT: &str = "VIGIL_PROC_ROOT";
+pub const ENV_CGROUP_ROOT: &str = "VIGIL_CGROUP_ROOT";
+pub const ENV_TMDS: &str = "ECS_CONTAINER_METADATA_URI_V4";
+
+/// Every variable, with its default, for `--help` and the README.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    (ENV_LISTEN, "0.0.0.0:9797", "address of the HTTP server"),
+    (ENV_INTERVAL, "1s", "tick interval (100ms to 60s)"),
+    (ENV_APP_HEALTH_URL, "unset", "http:// URL of the app's own health endpoint, probed every tick"),
+    (ENV_APP_HEALTH_TIMEOUT, "1s", "how long a probe of the app may take (at most the interval)"),
+    (ENV_WATCH, "unset", "regular expression on process command lines; default: every process but vigil"),
+    (ENV_DRAIN_SECONDS, "25", "after SIGTERM, seconds to keep serving with health red before exiting"),
+    (ENV_LOG, "info", "log level: error, warn, info, debug"),
+    (ENV_LOG_FORMAT, "json", "log line format: json or text"),
+    (ENV_PROC_ROOT, "/proc", "where procfs is mounted"),
+    (ENV_CGROUP_ROOT, "/sys/fs/cgroup", "where cgroupfs is mounted"),
+    (ENV_TMDS, "unset", "set by ECS: the Task Metadata Service v4 base URL; unset means local mode"),
+];
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub interval: Duration,
+    pub app_health_url: Option<String>,
+    pub app_health_timeout: Duration,
+    pub watch: Option<regex_lite::Regex>,
+    pub drain: Duration,
+    pub log_level: Level,
+    pub log_format: Format,
+    pub proc_root: PathBuf,
+    pub cgroup_root: PathBuf,
+    /// `None` is local mode: only `/proc` and cgroups.
+    pub tmds_url: Option<String>,
+}
+
+/// A variable that is set but cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {variable}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads the process environment. A variable that is not valid Unicode is an error.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let non_unicode = std::cell::RefCell::new(None);
+        let config = Config::from_lookup(|name| match std::env::var(name) {
+            Ok(value) => Some(value),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(raw)) => {
+                non_unicode.borrow_mut().get_or_insert((name, raw.to_string_lossy().into_owned()));
+                None
+            }
+        });
+        if let Some((name, value)) = non_unicode.into_inner() {
+            let variable = VARIABLES
+                .iter()
+                .map(|(known, _, _)| *known)
+                .find(|known| *known == name)
+                .unwrap_or("environment variable");
+            return Err(invalid(variable, &value, "not valid UTF-8"));
+        }
+        config
+    }
+
+    /// Builds the configuration from any lookup (the environment, or a map in tests). Empty
+    /// values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&'static str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &'static str| lookup(name).filter(|value| !value.trim().is_empty());
+
+        let listen = match get(ENV_LISTEN) {
+            None => SocketAddr::from(([0, 0, 0, 0], 9797)),
+            Some(value) => value
+                .trim()
+                .parse()
+                .map_err(|_| invalid(ENV_LISTEN, &value, "expected address:port, e.g. 0.0.0.0:9797"))?,
+        };
+
+        let interval = match get(ENV_INTERVAL) {
+            None => Duration::from_secs(1),
+            Some(value) => {
+                let interval =
+                    parse_duration(&value).map_err(|reason| invalid(ENV_INTERVAL, &value, reason))?;
+                if !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&interval) {
+                    return Err(invalid(ENV_INTERVAL, &value, "must be between 100ms and 60s"));
+                }
+                interval
+            }
+        };
+
+        let app_health_url = match get(ENV_APP_HEALTH_URL) {
+            None => None,
+            Some(value) => {
+                Some(parse_http_url(&value).map_err(|reason| invalid(ENV_APP_HEALTH_URL, &value, reason))?)
+            }
+        };
+
+        let app_health_timeout = match get(ENV_APP_HEALTH_TIMEOUT) {
+            None => Duration::from_secs(1).min(interval),
+            Some(value) => {
+                let timeout = parse_duration(&value)
+                    .map_err(|reason| invalid(ENV_APP_HEALTH_TIMEOUT, &value, reason))?;
+                if timeout.is_zero() || timeout > interval {
+                    return Err(invalid(
+                        ENV_APP_HEALTH_TIMEOUT,
+                        &value,
+                        "must be more than 0 and at most the interval",
+                    ));
+                }
+                timeout
+            }
+        };
+
+        let watch = match get(ENV_WATCH) {
+            None => None,
+            Some(value) => Some(
+                regex_lite::Regex::new(&value)
+                    .map_err(|error| invalid(ENV_WATCH, &value, &first_line(&error.to_string())))?,
+            ),
+        };
+
+        let drain = match get(ENV_DRAIN_SECONDS) {
+            None => Duration::from_secs(25),
+            Some(value) => {
+                let seconds: u64 = value
+                    .trim()
+                    .trim_end_matches('s')
+                    .parse()
+                    .map_err(|_| invalid(ENV_DRAIN_SECONDS, &value, "expected whole seconds, e.g. 25"))?;
+                if seconds > 3600 {
+                    return Err(invalid(ENV_DRAIN_SECONDS, &value, "must be at most 3600"));
+                }
+                Duration::from_secs(seconds)
+            }
+        };
+
+        let log_level = match get(ENV_LOG) {
+            None => Level::Info,
+            Some(value) => Level::parse(&value)
+                .ok_or_else(|| invalid(ENV_LOG, &value, "expected error, warn, info or debug"))?,
+        };
+
+        let log_format = match get(ENV_LOG_FORMAT).as_deref().map(str::trim) {
+            None | Some("json") => Format::Json,
+            Some("text") => Format::Text,
+            Some(other) => return Err(invalid(ENV_LOG_FORMAT, other, "expected json or text")),
+        };
+
+        let proc_root = PathBuf::from(get(ENV_PROC_ROOT).unwrap_or_else(|| "/proc".into()));
+        let cgroup_root = PathBuf::from(get(ENV_CGROUP_ROOT).unwrap_or_else(|| "/sys/fs/cgroup".into()));
+
+        let tmds_url = match get(ENV_TMDS) {
+            None => None,
+            Some(value) => Some(parse_http_url(&value).map_err(|reason| invalid(ENV_TMDS, &value, reason))?),
+        };
+
+        Ok(Config {
+            listen,
+            interval,
+            app_health_url,
+            app_health_timeout,
+            watch,
+            drain,
+            log_level,
+            log_format,
+            proc_root,
+            cgroup_root,
+            tmds_url,
+        })
+    }
+}
+
+fn invalid(variable: &'static str, value: &str, reason: &str) -> ConfigError {
+    ConfigError { variable, value: value.to_string(), reason: reason.to_string() }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// Parses `500ms`, `1s`, `1.5s`, `2m`. A bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
+    const EXPECTED: &str = "expected a duration such as 500ms, 1s or 2m";
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| EXPECTED)?;
+    let seconds = match unit.trim() {
+        "ms" => number / 1000.0,
+        "" | "s" => number,
+        "m" => number * 60.0,
+        _ => return Err(EXPECTED),
+    };
+    if !seconds.is_finite() || seconds > 86_400.0 {
+        return Err(EXPECTED);
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Accepts an absolute `http://host[:port]/...` URL; vigil speaks only plain HTTP (the task's
+/// localhost and the link-local metadata service), so `https` is refused with a reason.
+fn parse_http_url(text: &str) -> Result<String, &'static str> {
+    let text = text.trim();
+    let url = reqwest::Url::parse(text).map_err(|_| "expected an absolute http:// URL")?;
+    if url.scheme() != "http" {
+        return Err("only http:// URLs are supported");
+    }
+    if url.host_str().is_none() {
+        return Err("the URL has no host");
+    }
+    Ok(text.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_local_mode_on_port_9797() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:9797".parse().unwrap());
+        assert_eq!(config.interval, Duration::from_secs(1));
+        assert_eq!(config.app_health_timeout, Duration::from_secs(1));
+        assert_eq!(config.drain, Duration::from_secs(25));
+        assert_eq!(config.log_level, Level::Info);
+        assert_eq!(config.log_format, Format::Json);
+        assert_eq!(config.proc_root, PathBuf::from("/proc"));
+        assert_eq!(config.cgroup_root, PathBuf::from("/sys/fs/cgroup"));
+        assert!(config.tmds_url.is_none());
+        assert!(config.app_health_url.is_none());
+        assert!(config.watch.is_none());
+    }
+
+    #[test]
+    fn durations() {
+        let cases = [
+            ("500ms", Some(500)),
+            ("1s", Some(1000)),
+            ("1.5s", Some(1500)),
+            ("2", Some(2000)),
+            ("2m", Some(120_000)),
+            (" 3s ", Some(3000)),
+            ("abc", None),
+            ("1h", None),
+            ("", None),
+            ("-1s", None),
+            ("ms", None),
+        ];
+        for (text, expected) in cases {
+            let parsed = parse_duration(text).ok().map(|d| d.as_millis() as u64);
+            assert_eq!(parsed, expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn every_invalid_value_names_its_variable() {
+        let cases = [
+            (ENV_LISTEN, "nowhere"),
+            (ENV_INTERVAL, "abc"),
+            (ENV_INTERVAL, "10ms"),
+            (ENV_INTERVAL, "5m"),
+            (ENV_APP_HEALTH_URL, "localhost:8080/health"),
+            (ENV_APP_HEALTH_URL, "https://127.0.0.1/health"),
+            (ENV_APP_HEALTH_TIMEOUT, "2s"),
+            (ENV_WATCH, "(unclosed"),
+            (ENV_DRAIN_SECONDS, "soon"),
+            (ENV_DRAIN_SECONDS, "99999"),
+            (ENV_LOG, "loud"),
+            (ENV_LOG_FORMAT, "xml"),
+            (ENV_TMDS, "not a url"),
+        ];
+        for (variable, value) in cases {
+            let error = config(&[(variable, value)]).unwrap_err();
+            assert_eq!(error.variable, variable, "{variable}={value}");
+            let message = error.to_string();
+            assert!(message.contains(variable) && message.contains(value), "{message}");
+            assert!(!message.contains('\n'), "one line: {message}");
+        }
+    }
+
+    #[test]
+    fn valid_values_are_used() {
+        let config = config(&[
+            (ENV_LISTEN, "127.0.0.1:0"),
+            (ENV_INTERVAL, "500ms"),
+            (ENV_APP_HEALTH_URL, "http://127.0.0.1:8080/health"),
+            (ENV_WATCH, "^java "),
+            (ENV_DRAIN_SECONDS, "0"),
+            (ENV_LOG, "debug"),
+            (ENV_LOG_FORMAT, "text"),
+            (ENV_TMDS, "http://169.254.170.2/v4/abc-123/"),
+        ])
+        .unwrap();
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.interval, Duration::from_millis(500));
+        assert_eq!(config.app_health_timeout, Duration::from_millis(500), "clamped to the interval");
+        assert_eq!(config.app_health_url.as_deref(), Some("http://127.0.0.1:8080/health"));
+        assert!(config.watch.unwrap().is_match("java -jar app.jar"));
+        assert_eq!(config.drain, Duration::ZERO);
+        assert_eq!(config.log_level, Level::Debug);
+        assert_eq!(config.log_format, Format::Text);
+        assert_eq!(config.tmds_url.as_deref(), Some("http://169.254.170.2/v4/abc-123"));
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let config = config(&[(ENV_INTERVAL, ""), (ENV_APP_HEALTH_URL, " ")]).unwrap();
+        assert_eq!(config.interval, Duration::from_secs(1));
+        assert!(config.app_health_url.is_none());
+    }
+}

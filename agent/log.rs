@@ -1,1 +1,215 @@
-//! (placeholder, being written)
+//! Event logging: one line per event on stdout, JSON by default, plain text on request.
+//!
+//! vigil logs events (start-up facts, verdict transitions, source errors), never ticks. A line
+//! is `{"ts":"…","level":"info","event":"…",…fields}`; the text form is
+//! `ts level event key=value …`. Writing never fails the caller: a closed stdout is ignored.
+
+use std::io::Write;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl Level {
+    pub fn parse(text: &str) -> Option<Level> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "error" => Some(Level::Error),
+            "warn" | "warning" => Some(Level::Warn),
+            "info" => Some(Level::Info),
+            "debug" | "trace" => Some(Level::Debug),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+            Level::Debug => "debug",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Text,
+}
+
+static SETTINGS: OnceLock<(Level, Format)> = OnceLock::new();
+
+/// Sets the level and format once; later calls are ignored. Before `init`, `info` in JSON.
+pub fn init(level: Level, format: Format) {
+    let _ = SETTINGS.set((level, format));
+}
+
+fn settings() -> (Level, Format) {
+    SETTINGS.get().copied().unwrap_or((Level::Info, Format::Json))
+}
+
+/// Whether an event at `level` would be written.
+pub fn enabled(level: Level) -> bool {
+    level <= settings().0
+}
+
+/// Writes one event. `fields` should be a JSON object; anything else is logged under `value`.
+pub fn event(level: Level, name: &str, fields: Value) {
+    if !enabled(level) {
+        return;
+    }
+    let line = format_line(settings().1, &now_rfc3339(), level, name, fields);
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(line.as_bytes());
+    let _ = stdout.flush();
+}
+
+pub fn error(name: &str, fields: Value) {
+    event(Level::Error, name, fields)
+}
+
+pub fn warn(name: &str, fields: Value) {
+    event(Level::Warn, name, fields)
+}
+
+pub fn info(name: &str, fields: Value) {
+    event(Level::Info, name, fields)
+}
+
+pub fn debug(name: &str, fields: Value) {
+    event(Level::Debug, name, fields)
+}
+
+/// Builds one line, newline included. Pure, for tests.
+pub fn format_line(format: Format, ts: &str, level: Level, name: &str, fields: Value) -> String {
+    let fields = match fields {
+        Value::Object(map) => map,
+        Value::Null => Map::new(),
+        other => Map::from_iter([("value".to_string(), other)]),
+    };
+    match format {
+        Format::Json => {
+            // Written by hand so that `ts`, `level` and `event` come first; the fields follow
+            // in key order. A field may not override the first three.
+            let mut text = format!(
+                "{{\"ts\":{},\"level\":\"{}\",\"event\":{}",
+                Value::from(ts),
+                level.name(),
+                Value::from(name)
+            );
+            for (key, value) in fields {
+                if matches!(key.as_str(), "ts" | "level" | "event") {
+                    continue;
+                }
+                text.push(',');
+                text.push_str(&Value::from(key).to_string());
+                text.push(':');
+                text.push_str(&value.to_string());
+            }
+            text.push_str("}\n");
+            text
+        }
+        Format::Text => {
+            let mut text = format!("{ts} {} {name}", level.name());
+            for (key, value) in fields {
+                match value {
+                    Value::String(s) => text.push_str(&format!(" {key}={s:?}")),
+                    other => text.push_str(&format!(" {key}={other}")),
+                }
+            }
+            text.push('\n');
+            text
+        }
+    }
+}
+
+/// The wall-clock time as RFC 3339 UTC with milliseconds.
+pub fn now_rfc3339() -> String {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    format_rfc3339_millis(since.as_millis() as i64)
+}
+
+/// Formats milliseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn format_rfc3339_millis(unix_millis: i64) -> String {
+    let days = unix_millis.div_euclid(86_400_000);
+    let ms_of_day = unix_millis.rem_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    let (h, m, s, ms) =
+        (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z")
+}
+
+/// Converts days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn rfc3339() {
+        let cases = [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (951_782_400_123, "2000-02-29T00:00:00.123Z"),
+            (1_795_334_400_000, "2026-11-22T08:00:00.000Z"),
+            (-1, "1969-12-31T23:59:59.999Z"),
+        ];
+        for (millis, expected) in cases {
+            assert_eq!(format_rfc3339_millis(millis), expected);
+        }
+    }
+
+    #[test]
+    fn json_line_puts_ts_level_event_first_and_keeps_them() {
+        let line = format_line(
+            Format::Json,
+            "2026-01-01T00:00:00.000Z",
+            Level::Warn,
+            "source_error",
+            json!({"source": "tmds", "event": "ignored"}),
+        );
+        assert_eq!(
+            line,
+            "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"level\":\"warn\",\"event\":\"source_error\",\"source\":\"tmds\"}\n"
+        );
+    }
+
+    #[test]
+    fn text_line() {
+        let line = format_line(
+            Format::Text,
+            "T",
+            Level::Info,
+            "start",
+            json!({"mode": "local", "interval_ms": 1000}),
+        );
+        assert_eq!(line, "T info start interval_ms=1000 mode=\"local\"\n");
+    }
+
+    #[test]
+    fn levels_parse_and_order() {
+        assert_eq!(Level::parse("WARN"), Some(Level::Warn));
+        assert_eq!(Level::parse("nope"), None);
+        assert!(Level::Error < Level::Debug);
+    }
+}

@@ -1,1 +1,68 @@
-//! (placeholder, being written)
+//! Probes the app's own health URL over the task's localhost, once per tick.
+//!
+//! Any HTTP answer counts as an answer (its status and latency are reported); only a refused
+//! connection or no answer within the timeout is a miss. A miss is an observation about the
+//! app, not an error of vigil's.
+
+use std::time::{Duration, Instant};
+
+use crate::sample::ProbeReading;
+
+/// The most of an answer's body that is read (and discarded) so the connection can be reused.
+const BODY_READ_LIMIT: usize = 64 * 1024;
+
+pub struct AppProbe {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl AppProbe {
+    /// `timeout` bounds the whole probe, connection included.
+    pub fn new(url: &str, timeout: Duration) -> Result<AppProbe, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_max_idle_per_host(1)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()?;
+        Ok(AppProbe { client, url: url.to_string() })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub async fn probe(&self) -> ProbeReading {
+        let started = Instant::now();
+        let mut response = match self.client.get(&self.url).send().await {
+            Ok(response) => response,
+            Err(error) => return miss(&error),
+        };
+        let status = response.status().as_u16();
+        let mut read = 0;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    read += chunk.len();
+                    if read > BODY_READ_LIMIT {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                // Headers arrived: the app answered, even if the body then stalled.
+                Err(_) => break,
+            }
+        }
+        ProbeReading::Answered { status, latency_ms: started.elapsed().as_millis() as u64 }
+    }
+}
+
+fn miss(error: &reqwest::Error) -> ProbeReading {
+    if error.is_timeout() {
+        ProbeReading::TimedOut
+    } else {
+        // Refused, reset, or closed before answering: nothing is serving.
+        ProbeReading::Refused
+    }
+}

@@ -8,7 +8,7 @@
 pub type Millis = u64;
 
 /// Everything read in one tick.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Sample {
     /// When the tick started, on the agent's monotonic clock.
     pub at: Millis,
@@ -30,7 +30,7 @@ pub struct Sample {
 }
 
 /// One watched process, from `/proc/<pid>/{stat,status,limits,fd,cmdline}`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct ProcessReading {
     pub pid: u32,
     /// The kernel's short name (`comm`), at most 15 bytes.
@@ -54,7 +54,8 @@ pub struct ProcessReading {
 }
 
 /// Which cgroup hierarchy a reading came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CgroupVersion {
     #[default]
     V1,
@@ -62,7 +63,7 @@ pub enum CgroupVersion {
 }
 
 /// The resource accounting of one cgroup, from v1 controllers or the v2 unified hierarchy.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct CgroupReading {
     /// The cgroup's path relative to its hierarchy root, e.g. `/ecs/abc/def`.
     pub path: String,
@@ -95,7 +96,7 @@ impl CgroupReading {
 }
 
 /// The listening sockets and TCP counters of one network namespace.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct NetReading {
     /// The namespace's inode number (from `/proc/<pid>/ns/net`), when readable.
     pub namespace: Option<u64>,
@@ -107,7 +108,7 @@ pub struct NetReading {
 }
 
 /// One TCP socket in LISTEN state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Listener {
     pub port: u16,
     /// Connections waiting to be accepted (`rx_queue` of a LISTEN row).
@@ -117,7 +118,7 @@ pub struct Listener {
 }
 
 /// Pressure stall information (`/proc/pressure/{cpu,memory,io}`).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Pressure {
     pub cpu: Option<PressureLine>,
     pub memory: Option<PressureLine>,
@@ -125,7 +126,7 @@ pub struct Pressure {
 }
 
 /// The `some` and (where the kernel reports it) `full` lines of one PSI file.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct PressureLine {
     pub some_avg10: f64,
     pub some_total_usec: u64,
@@ -134,7 +135,8 @@ pub struct PressureLine {
 }
 
 /// The result of one probe of the app's own health URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum ProbeReading {
     /// The app answered with this status code after this many milliseconds.
     Answered { status: u16, latency_ms: u64 },
@@ -152,7 +154,7 @@ impl ProbeReading {
 }
 
 /// The task as the Task Metadata Service v4 describes it, in the project's own types.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct TaskReading {
     pub task_arn: String,
     pub cluster: String,
@@ -176,7 +178,7 @@ pub struct TaskReading {
     pub stats_stale: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct ContainerReading {
     pub name: String,
     pub docker_id: String,
@@ -190,13 +192,14 @@ pub struct ContainerReading {
     pub stats: Option<ContainerStats>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum ContainerHealth {
     Healthy,
     Unhealthy,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct ContainerStats {
     /// `read` as nanoseconds since the Unix epoch.
     pub read_unix_nanos: i64,
@@ -221,7 +224,7 @@ pub struct ContainerStats {
 }
 
 /// Summed over interfaces.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct NetworkCounters {
     pub rx_bytes: u64,
     pub rx_packets: u64,
@@ -233,14 +236,15 @@ pub struct NetworkCounters {
     pub tx_dropped: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EphemeralStorage {
     pub utilized_bytes: u64,
     pub reserved_bytes: u64,
 }
 
 /// The inputs vigil reads, for error accounting and freshness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Source {
     /// `/proc/<pid>/*` of the watched processes.
     Proc,
@@ -257,14 +261,8 @@ pub enum Source {
 }
 
 impl Source {
-    pub const ALL: [Source; 6] = [
-        Source::Proc,
-        Source::Cgroup,
-        Source::Network,
-        Source::Pressure,
-        Source::Tmds,
-        Source::Probe,
-    ];
+    pub const ALL: [Source; 6] =
+        [Source::Proc, Source::Cgroup, Source::Network, Source::Pressure, Source::Tmds, Source::Probe];
 
     /// The stable name used in metrics labels, logs and `/status`.
     pub fn name(self) -> &'static str {
@@ -285,7 +283,7 @@ impl Source {
 }
 
 /// A source that failed during a tick: counted and logged (rate-limited) by the tick loop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SourceError {
     pub source: Source,
     /// Lower-case, names the cause, e.g. `read /proc/42/limits: no such file or directory`.
@@ -294,9 +292,6 @@ pub struct SourceError {
 
 impl SourceError {
     pub fn new(source: Source, detail: impl Into<String>) -> Self {
-        SourceError {
-            source,
-            detail: detail.into(),
-        }
+        SourceError { source, detail: detail.into() }
     }
 }

@@ -1,1 +1,192 @@
-//! (placeholder, being written)
+//! The HTTP server: one port, GET only.
+//!
+//! | path       | answers                                                                        |
+//! |------------|--------------------------------------------------------------------------------|
+//! | `/health`  | 200 `ok`, or 503 with a one-line reason: what the load balancer's check reads  |
+//! | `/live`    | 200 while the tick loop advances, 503 once it has stalled for 3 intervals      |
+//! | `/metrics` | OpenMetrics text for Prometheus                                                |
+//! | `/status`  | JSON: the verdict and its reasons, per-source freshness, the latest readings   |
+//!
+//! `/health` and `/live` differ on purpose: `/health` says whether this task should get
+//! traffic; `/live` says whether vigil itself works. Other methods get 405, other paths 404.
+//! The caller binds the listener and chooses when to stop, so tests bind `127.0.0.1:0`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::agent::{Shared, health};
+use crate::metrics;
+use crate::sample::Source;
+
+/// Connections served at once; further ones wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a client may take to send a request's headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Serves until `shutdown` completes. Errors on single connections are dropped.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => return,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let stream = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, or the like: back off briefly instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let accept = request.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok());
+                let response = respond(&shared, request.method(), request.uri().path(), accept);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(16 * 1024)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            drop(permit);
+        });
+    }
+}
+
+/// Answers one request. Pure apart from reading the shared state and the agent's clock.
+/// `accept` is the request's `Accept` header: `/metrics` answers in OpenMetrics when it is
+/// asked for, else in the classic Prometheus text format.
+pub fn respond(shared: &Shared, method: &Method, path: &str, accept: Option<&str>) -> Response<Full<Bytes>> {
+    let known = matches!(path, "/" | "/health" | "/live" | "/metrics" | "/status");
+    if !known {
+        return text(StatusCode::NOT_FOUND, "not found: try /health, /live, /metrics or /status\n".into());
+    }
+    if method != Method::GET {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: use GET\n".into());
+        response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET"));
+        return response;
+    }
+    match path {
+        "/health" => {
+            let snapshot = shared.snapshot();
+            let (code, body) = health(&snapshot.verdict, shared.stopping());
+            text(status(code), body + "\n")
+        }
+        "/live" => {
+            let now = shared.now();
+            if shared.live(now) {
+                text(StatusCode::OK, "live\n".into())
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "tick loop stalled for more than 3 intervals\n".into())
+            }
+        }
+        "/metrics" => {
+            let openmetrics = shared.metrics.encode();
+            let (body, content_type) = if accept.is_some_and(|a| a.contains("application/openmetrics-text")) {
+                (openmetrics, metrics::OPENMETRICS_CONTENT_TYPE)
+            } else {
+                (metrics::to_prometheus_text(&openmetrics), metrics::TEXT_CONTENT_TYPE)
+            };
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            no_store(response)
+        }
+        "/status" => {
+            let body = serde_json::to_vec_pretty(&status_json(shared)).unwrap_or_default();
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            no_store(response)
+        }
+        _ => text(
+            StatusCode::OK,
+            "vigil: /health (load balancer), /live (vigil itself), /metrics (Prometheus), /status (JSON)\n"
+                .into(),
+        ),
+    }
+}
+
+/// The document served at `/status`.
+pub fn status_json(shared: &Shared) -> Value {
+    let snapshot = shared.snapshot();
+    let now = shared.now();
+    let (code, body) = health(&snapshot.verdict, shared.stopping());
+    let mut sources = Map::new();
+    for source in Source::ALL {
+        let status = snapshot.source(source);
+        sources.insert(
+            source.name().to_string(),
+            json!({
+                "enabled": status.enabled,
+                "up": status.up,
+                "errors_total": status.errors_total,
+                "last_success_age_ms": status.last_success_at.map(|at| now.saturating_sub(at)),
+                "last_error": status.last_error,
+            }),
+        );
+    }
+    let reasons: Vec<Value> = snapshot
+        .verdict
+        .findings
+        .iter()
+        .map(|finding| {
+            json!({
+                "reason": finding.reason.code(),
+                "state": finding.reason.state().name(),
+                "evidence": finding.evidence,
+            })
+        })
+        .collect();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "mode": snapshot.mode,
+        "state": snapshot.verdict.state.name(),
+        "state_age_ms": now.saturating_sub(snapshot.verdict.since),
+        "health": {"status": code, "body": body},
+        "reasons": reasons,
+        "stopping": shared.stopping(),
+        "tick": snapshot.tick,
+        "interval_ms": shared.interval().as_millis() as u64,
+        "last_tick_age_ms": now.saturating_sub(snapshot.sample.at),
+        "processes_visible": snapshot.processes_visible,
+        "sources": sources,
+        "readings": snapshot.sample,
+    })
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn text(code: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = code;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    no_store(response)
+}
+
+fn no_store(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
