@@ -7,14 +7,16 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
 use crate::config::Config;
+use crate::features::Signals;
 use crate::log;
 use crate::metrics::{Metrics, SnapshotCell};
 use crate::probe::AppProbe;
+use crate::restarts::RestartFindings;
 use crate::sample::{Millis, Sample, Source, SourceError};
 use crate::sampler::LocalSampler;
 use crate::tmds::TmdsClient;
@@ -57,6 +59,9 @@ pub struct Snapshot {
     pub sources: [SourceStatus; 6],
     /// Verdict transitions so far, by the state entered (in the order of `State::ALL`).
     pub transitions: [u64; 3],
+    /// Forecasts and surge signals of this tick.
+    pub signals: Signals,
+    pub restarts: RestartFindings,
     pub sample: Sample,
 }
 
@@ -69,6 +74,8 @@ impl Snapshot {
             processes_visible: false,
             sources: Default::default(),
             transitions: [0; 3],
+            signals: Signals::default(),
+            restarts: RestartFindings::default(),
             sample: Sample::default(),
         }
     }
@@ -219,7 +226,8 @@ impl Agent {
     pub async fn tick(&mut self) {
         let started = Instant::now();
         let at = self.shared.now();
-        let mut sample = Sample { at, ..Sample::default() };
+        let wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let mut sample = Sample { at, wall_ms, ..Sample::default() };
         let mut errors: Vec<SourceError> = Vec::new();
 
         self.sampler.sample(&mut sample, &mut errors);
@@ -247,7 +255,7 @@ impl Agent {
         self.account(&sample, &errors);
         self.tell_once(&sample);
 
-        if let Some(transition) = self.judge.observe(&sample, self.shared.stopping()) {
+        if let Some(transition) = self.judge.observe(&sample, self.shared.stopping(), None) {
             self.transitions[state_index(transition.to)] += 1;
             let verdict = self.judge.verdict();
             log::event(
@@ -269,6 +277,8 @@ impl Agent {
             processes_visible: self.judge.processes_seen(),
             sources: self.sources.clone(),
             transitions: self.transitions,
+            signals: self.judge.signals().clone(),
+            restarts: *self.judge.restart_findings(),
             sample,
         });
         self.shared.metrics.observe_tick(started.elapsed());

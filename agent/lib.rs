@@ -3,7 +3,11 @@
 //! Code map (core first: pure, no I/O, no clock; then the edge that reads and serves the world):
 //!
 //! - [`sample`]: one tick of raw readings, each source an `Option`.
-//! - [`verdict`]: evidence → healthy / degraded / draining, with reasons.
+//! - [`window`]: fixed-capacity history of one series.
+//! - [`forecast`]: time to exhaustion from a robust trend.
+//! - [`features`]: readings → per-resource histories, forecasts and surge signals.
+//! - [`restarts`]: crash loops, OOM restarts, shrinking uptimes.
+//! - [`verdict`]: evidence → healthy / degraded / draining, with reasons and hysteresis.
 //! - [`config`]: every environment variable, typed and validated at start-up.
 //! - [`log`]: one JSON (or text) line per event on stdout.
 //! - [`procfs`], [`cgroup`]: pure parsers for `/proc` and cgroup files, and their readers.
@@ -15,8 +19,12 @@
 //! - [`agent`]: the tick loop that ties them together.
 #![forbid(unsafe_code)]
 
+pub mod features;
+pub mod forecast;
+pub mod restarts;
 pub mod sample;
 pub mod verdict;
+pub mod window;
 
 pub mod agent;
 pub mod cgroup;

@@ -21,6 +21,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::agent::Snapshot;
+use crate::features::Resource;
 use crate::sample::{ContainerHealth, ProbeReading, Source};
 use crate::verdict::{Reason, State};
 
@@ -184,6 +185,7 @@ fn label(key: &'static str, value: impl Into<String>) -> Labels {
 fn encode_snapshot(snapshot: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt::Result {
     let mut families = Vec::with_capacity(64);
     agent_families(snapshot, &mut families);
+    prediction_families(snapshot, &mut families);
     local_families(snapshot, &mut families);
     ecs_families(snapshot, &mut families);
     for family in &families {
@@ -259,6 +261,32 @@ fn agent_families(snapshot: &Snapshot, out: &mut Vec<Family>) {
     out.push(visible);
 }
 
+fn prediction_families(snapshot: &Snapshot, out: &mut Vec<Family>) {
+    let mut eta = Family::gauge(
+        "vigil_predicted_exhaustion_seconds",
+        "Seconds until a resource is predicted to reach its limit (absent: not heading there)",
+    );
+    for (resource, seconds) in Resource::ALL.iter().zip(snapshot.signals.eta_by_resource()) {
+        eta.set(label("resource", resource.name()), seconds);
+    }
+    let mut usage =
+        Family::gauge("vigil_resource_usage_ratio", "Highest use of a resource as a share of its limit");
+    for (resource, ratio) in Resource::ALL.iter().zip(snapshot.signals.usage) {
+        usage.set(label("resource", resource.name()), ratio);
+    }
+    let mut restarts = Family::gauge(
+        "vigil_restarts_recent",
+        "Restarts of the app within the restart window (from RestartCount, or process identity)",
+    );
+    restarts.one(snapshot.restarts.recent as f64);
+    let mut crash = Family::gauge(
+        "vigil_predicted_crash_seconds",
+        "Seconds until the next crash if uptimes keep shrinking (absent: no such pattern)",
+    );
+    crash.one(snapshot.restarts.next_crash_seconds);
+    out.extend([eta, usage, restarts, crash]);
+}
+
 fn local_families(snapshot: &Snapshot, out: &mut Vec<Family>) {
     let sample = &snapshot.sample;
 
@@ -324,7 +352,6 @@ fn local_families(snapshot: &Snapshot, out: &mut Vec<Family>) {
 
     let mut queue =
         Family::gauge("vigil_listen_queue_length", "Connections waiting to be accepted on a listening port");
-    let mut backlog = Family::gauge("vigil_listen_backlog", "Accept queue capacity of a listening port");
     let mut overflows = Family::counter(
         "vigil_listen_overflows",
         "Times a full accept queue refused a connection (TcpExt ListenOverflows)",
@@ -336,12 +363,11 @@ fn local_families(snapshot: &Snapshot, out: &mut Vec<Family>) {
         for listener in &net.listeners {
             let labels = || vec![("netns", netns.clone()), ("port", listener.port.to_string())];
             queue.set(labels(), f64::from(listener.queue));
-            backlog.set(labels(), f64::from(listener.backlog));
         }
         overflows.set(label("netns", netns.clone()), opt(net.listen_overflows));
         drops.set(label("netns", netns.clone()), opt(net.listen_drops));
     }
-    out.extend([queue, backlog, overflows, drops]);
+    out.extend([queue, overflows, drops]);
 
     let mut pressure = Family::gauge(
         "vigil_pressure_ratio",

@@ -12,6 +12,9 @@ pub type Millis = u64;
 pub struct Sample {
     /// When the tick started, on the agent's monotonic clock.
     pub at: Millis,
+    /// The wall-clock time of the tick, milliseconds since the Unix epoch: only to place the
+    /// metadata service's timestamps on the agent's clock.
+    pub wall_ms: i64,
     /// Whether process discovery worked at all (`/proc` readable).
     pub proc_readable: bool,
     /// The watched processes seen this tick (vigil itself is never among them).
@@ -113,7 +116,10 @@ pub struct Listener {
     pub port: u16,
     /// Connections waiting to be accepted (`rx_queue` of a LISTEN row).
     pub queue: u32,
-    /// The accept-queue capacity (`tx_queue` of a LISTEN row: the backlog).
+    /// The `tx_queue` column of the LISTEN row. Meant as the accept-queue capacity, but
+    /// `/proc/net/tcp{,6}` prints `write_seq - snd_una` there for every state, so it is 0 for
+    /// listening sockets on current kernels: treat 0 as "unknown". Only netlink `sock_diag`
+    /// (what `ss` uses) reports the real backlog.
     pub backlog: u32,
 }
 
@@ -207,7 +213,8 @@ pub struct ContainerStats {
     pub preread_unix_nanos: Option<i64>,
     pub memory_usage_bytes: Option<u64>,
     /// The container's memory limit, or the task's when the container reports "no limit"
-    /// (9223372036854771712 or u64::MAX); `None` when neither is known.
+    /// (9223372036854771712 or u64::MAX), and never more than the task's; `None` when neither
+    /// is known.
     pub memory_limit_bytes: Option<u64>,
     /// Usage minus inactive file pages (v1 `total_inactive_file`, v2 `inactive_file`).
     pub memory_working_set_bytes: Option<u64>,
@@ -216,7 +223,9 @@ pub struct ContainerStats {
     /// Cumulative CPU time in seconds (`cpu_stats.cpu_usage.total_usage`, nanoseconds).
     pub cpu_usage_seconds: Option<f64>,
     /// CPU used between `preread` and `read`, as a fraction of the task's vCPU limit
-    /// (1.0 = the whole task's CPU); `None` when there is no previous sample.
+    /// (1.0 = the whole task's CPU); when the task has no CPU limit (EC2 without task-level
+    /// CPU), a fraction of the CPUs the container may run on (`online_cpus`). `None` when there
+    /// is no previous sample.
     pub cpu_fraction_of_task: Option<f64>,
     pub pids_current: Option<u64>,
     pub pids_limit: Option<u64>,

@@ -1,1 +1,641 @@
-//! (placeholder, being written)
+//! The local sampler: finds the watched processes under the proc root and reads them, their
+//! cgroups, the listening sockets of their network namespaces, and pressure stall information
+//! into a [`Sample`].
+//!
+//! It runs every tick inside someone else's task, so it reuses its buffers, reads each cgroup
+//! once however many processes share it, and reads each network namespace's files once,
+//! through one member process. A file that cannot be read leaves its reading `None` and adds a
+//! [`SourceError`]; nothing here fails a tick or panics.
+//!
+//! Processes that are never watched: vigil itself, kernel threads (an empty command line or
+//! the `PF_KTHREAD` flag), and, when PID 2 is the host's `kthreadd`, PID 2 and its children
+//! (user-mode helpers the kernel starts). Inside a container's PID namespace PID 2 is an
+//! ordinary process and is watched like any other.
+
+use std::fmt::{self, Write as _};
+use std::path::PathBuf;
+
+use regex_lite::Regex;
+
+use crate::cgroup::CgroupReader;
+use crate::procfs::{PF_KTHREAD, ProcReader, ReadError, cmdline_to_line};
+use crate::sample::{CgroupReading, NetReading, Pressure, ProcessReading, Sample, Source, SourceError};
+
+/// At most this many processes are watched (the lowest PIDs first).
+pub const MAX_PROCESSES: usize = 64;
+
+/// The host's kernel thread daemon, parent of every kernel thread.
+const KTHREADD_PID: u32 = 2;
+
+/// How many distinct once-only notices are remembered before the memory is reset.
+const MAX_NOTICES: usize = 64;
+
+/// Reads the local sources of one tick: `/proc`, cgroups and pressure.
+#[derive(Debug)]
+pub struct LocalSampler {
+    proc: ProcReader,
+    cgroups: CgroupReader,
+    watch: Option<Regex>,
+    self_pid: u32,
+    capped: bool,
+    pids: Vec<u32>,
+    /// The command line of the process being matched, arguments joined by spaces.
+    line: String,
+    notices: Notices,
+}
+
+impl LocalSampler {
+    pub fn new(proc_root: PathBuf, cgroup_root: PathBuf, watch: Option<Regex>, self_pid: u32) -> Self {
+        LocalSampler {
+            proc: ProcReader::new(proc_root),
+            cgroups: CgroupReader::new(cgroup_root),
+            watch,
+            self_pid,
+            capped: false,
+            pids: Vec::new(),
+            line: String::new(),
+            notices: Notices::default(),
+        }
+    }
+
+    /// Whether the last tick found more candidate processes than [`MAX_PROCESSES`] and watched
+    /// only the first of them.
+    pub fn capped(&self) -> bool {
+        self.capped
+    }
+
+    /// Fills `out.proc_readable`, `processes`, `cgroups`, `networks` and `pressure` (replacing
+    /// what they held) and appends what failed to `errors`.
+    pub fn sample(&mut self, out: &mut Sample, errors: &mut Vec<SourceError>) {
+        out.processes.clear();
+        out.cgroups.clear();
+        out.networks.clear();
+        self.capped = false;
+
+        if !self.cgroups.is_detected() {
+            // The reader's own mountinfo says where its cgroup mounts start; without it the
+            // cgroup reader falls back to trying path suffixes.
+            let mountinfo = self.proc.read_self_mountinfo().ok();
+            self.cgroups.detect(mountinfo);
+        }
+
+        out.proc_readable = match self.proc.list_pids(&mut self.pids) {
+            Ok(()) => true,
+            Err(error) => {
+                push(errors, Source::Proc, &error);
+                false
+            }
+        };
+        if out.proc_readable {
+            self.read_processes(out, errors);
+            self.read_networks(out, errors);
+        }
+        out.pressure = self.read_pressure(errors);
+    }
+
+    fn read_processes(&mut self, out: &mut Sample, errors: &mut Vec<SourceError>) {
+        let LocalSampler { proc, cgroups, watch, self_pid, capped, pids, line, notices } = self;
+        let host_kthreadd = pids.binary_search(&KTHREADD_PID).is_ok()
+            && matches!(proc.read_stat(KTHREADD_PID), Ok(stat) if stat.comm == "kthreadd" && stat.ppid == 0);
+
+        for &pid in pids.iter() {
+            if pid == *self_pid || (host_kthreadd && pid == KTHREADD_PID) {
+                continue;
+            }
+            let cmdline = match proc.read_cmdline(pid) {
+                Ok(cmdline) => cmdline,
+                // A process that exits before it is even chosen is simply not there.
+                Err(error) if error.is_vanished() => continue,
+                Err(error) => {
+                    push(errors, Source::Proc, &error);
+                    continue;
+                }
+            };
+            // Kernel threads, and zombies, have an empty command line.
+            if cmdline.is_empty() {
+                continue;
+            }
+            if let Some(watch) = watch {
+                cmdline_to_line(cmdline, line);
+                if !watch.is_match(line) {
+                    continue;
+                }
+            }
+            if out.processes.len() == MAX_PROCESSES {
+                *capped = true;
+                break;
+            }
+
+            let mut reading = match proc.read_stat(pid) {
+                Ok(stat) => {
+                    if stat.flags & PF_KTHREAD != 0 || (host_kthreadd && stat.ppid == KTHREADD_PID) {
+                        continue;
+                    }
+                    ProcessReading {
+                        pid,
+                        name: stat.comm.to_owned(),
+                        start_ticks: stat.start_ticks,
+                        state: stat.state,
+                        threads: Some(stat.threads),
+                        cpu_ticks: Some(stat.cpu_ticks),
+                        ..ProcessReading::default()
+                    }
+                }
+                Err(error) => {
+                    // Without `stat` there is no identity to report: the process exited.
+                    push(errors, Source::Proc, &error);
+                    continue;
+                }
+            };
+            match proc.read_status(pid) {
+                Ok(status) => {
+                    reading.rss_bytes = status.rss_bytes;
+                    reading.threads = status.threads.or(reading.threads);
+                }
+                Err(error) => push(errors, Source::Proc, &error),
+            }
+            reading.fd_limit = ok_or_push(proc.read_fd_limit(pid), Source::Proc, errors).flatten();
+            reading.open_fds = ok_or_push(proc.count_fds(pid), Source::Proc, errors);
+            reading.cgroup = cgroup_index(proc, cgroups, notices, pid, &mut out.cgroups, errors);
+            reading.network = match proc.read_net_namespace(pid) {
+                Ok(inode) => Some(network_index(Some(inode), &mut out.networks)),
+                Err(error) => {
+                    push(errors, Source::Network, &error);
+                    // A process that exited has no namespace. One whose link is merely
+                    // unreadable (another user's process) still has sockets, which its
+                    // `net/` files show: such processes share one entry without an inode.
+                    (!error.is_vanished()).then(|| network_index(None, &mut out.networks))
+                }
+            };
+            out.processes.push(reading);
+        }
+    }
+
+    /// Reads each network namespace's files once, through its first member process; if that
+    /// process has exited, through the next.
+    fn read_networks(&mut self, out: &mut Sample, errors: &mut Vec<SourceError>) {
+        let Sample { processes, networks, .. } = out;
+        for (index, network) in networks.iter_mut().enumerate() {
+            let members = processes.iter().filter(|process| process.network == Some(index));
+            for member in members {
+                if read_network(&mut self.proc, member.pid, network, errors) {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn read_pressure(&mut self, errors: &mut Vec<SourceError>) -> Option<Pressure> {
+        let mut pressure = Pressure::default();
+        let mut any = false;
+        for (resource, slot) in
+            [("cpu", &mut pressure.cpu), ("memory", &mut pressure.memory), ("io", &mut pressure.io)]
+        {
+            match self.proc.read_pressure(resource) {
+                Ok(line) => {
+                    *slot = Some(line);
+                    any = true;
+                }
+                // Kernels without PSI, or with it disabled at boot: not a failure.
+                Err(error) if error.is_not_found() || error.is_unsupported() => {}
+                Err(error) => push(errors, Source::Pressure, &error),
+            }
+        }
+        any.then_some(pressure)
+    }
+}
+
+/// Finds (or reads and adds) the cgroup reading of process `pid`; `None` when its cgroup
+/// cannot be read.
+fn cgroup_index(
+    proc: &mut ProcReader,
+    cgroups: &mut CgroupReader,
+    notices: &mut Notices,
+    pid: u32,
+    readings: &mut Vec<CgroupReading>,
+    errors: &mut Vec<SourceError>,
+) -> Option<usize> {
+    let membership = match proc.read_cgroup(pid) {
+        Ok(membership) => membership,
+        Err(error) => {
+            push(errors, Source::Cgroup, &error);
+            return None;
+        }
+    };
+    let located = cgroups.locate(&membership);
+    let identity = match located.identity() {
+        Ok(identity) => identity,
+        Err(error) => {
+            // The same condition holds every tick (another container's cgroup stays out of
+            // sight), so it is reported once rather than counted every second.
+            notices.once(Source::Cgroup, format_args!("{error}"), errors);
+            return None;
+        }
+    };
+    let existing = readings
+        .iter()
+        .position(|reading| reading.version == identity.version && reading.path == identity.path);
+    if existing.is_some() {
+        return existing;
+    }
+    readings.push(cgroups.read(&located, identity, errors));
+    Some(readings.len() - 1)
+}
+
+fn network_index(namespace: Option<u64>, networks: &mut Vec<NetReading>) -> usize {
+    match networks.iter().position(|network| network.namespace == namespace) {
+        Some(index) => index,
+        None => {
+            networks.push(NetReading { namespace, ..NetReading::default() });
+            networks.len() - 1
+        }
+    }
+}
+
+/// Reads `net/tcp`, `net/tcp6` and `net/netstat` through `pid` into `network`. Returns false
+/// when `pid` had exited, so that another member of the namespace can be tried.
+fn read_network(
+    proc: &mut ProcReader,
+    pid: u32,
+    network: &mut NetReading,
+    errors: &mut Vec<SourceError>,
+) -> bool {
+    network.listeners.clear();
+    if let Err(error) = proc.read_listeners(pid, "tcp", &mut network.listeners) {
+        push(errors, Source::Network, &error);
+        if error.is_vanished() {
+            return false;
+        }
+    }
+    match proc.read_listeners(pid, "tcp6", &mut network.listeners) {
+        Ok(()) => {}
+        // A kernel without IPv6 has no `tcp6`.
+        Err(error) if error.is_not_found() => {}
+        Err(error) => push(errors, Source::Network, &error),
+    }
+    if let Some(counters) = ok_or_push(proc.read_netstat(pid), Source::Network, errors) {
+        network.listen_overflows = counters.overflows;
+        network.listen_drops = counters.drops;
+    }
+    true
+}
+
+fn push(errors: &mut Vec<SourceError>, source: Source, error: &ReadError) {
+    errors.push(SourceError::new(source, error.to_string()));
+}
+
+fn ok_or_push<T>(result: Result<T, ReadError>, source: Source, errors: &mut Vec<SourceError>) -> Option<T> {
+    result.map_err(|error| push(errors, source, &error)).ok()
+}
+
+/// Conditions reported once rather than every tick.
+#[derive(Debug, Default)]
+struct Notices {
+    seen: Vec<String>,
+    scratch: String,
+}
+
+impl Notices {
+    fn once(&mut self, source: Source, detail: fmt::Arguments<'_>, errors: &mut Vec<SourceError>) {
+        self.scratch.clear();
+        // Writing into a `String` cannot fail.
+        let _ = self.scratch.write_fmt(detail);
+        if self.seen.contains(&self.scratch) {
+            return;
+        }
+        if self.seen.len() == MAX_NOTICES {
+            self.seen.clear();
+        }
+        self.seen.push(self.scratch.clone());
+        errors.push(SourceError::new(source, self.scratch.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::Path;
+
+    use super::*;
+    use crate::sample::{CgroupVersion, Listener, PressureLine};
+
+    const SELF_PID: u32 = 20;
+    const NAMESPACE: u64 = 4026532201;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/local").join(name)
+    }
+
+    fn fixture_sampler(cgroup_root: &str, watch: Option<&str>) -> LocalSampler {
+        LocalSampler::new(
+            fixture("proc"),
+            fixture(cgroup_root),
+            watch.map(|pattern| Regex::new(pattern).unwrap()),
+            SELF_PID,
+        )
+    }
+
+    fn tick(sampler: &mut LocalSampler) -> (Sample, Vec<SourceError>) {
+        let mut sample = Sample::default();
+        let mut errors = Vec::new();
+        sampler.sample(&mut sample, &mut errors);
+        (sample, errors)
+    }
+
+    fn pids(sample: &Sample) -> Vec<u32> {
+        sample.processes.iter().map(|process| process.pid).collect()
+    }
+
+    fn process(sample: &Sample, pid: u32) -> &ProcessReading {
+        sample.processes.iter().find(|process| process.pid == pid).unwrap()
+    }
+
+    /// The error details, with the fixture directory cut off so the expectations read the way
+    /// the errors do on a real machine.
+    fn details(errors: &[SourceError]) -> Vec<(Source, String)> {
+        let root = fixture("").display().to_string();
+        errors.iter().map(|error| (error.source, error.detail.replace(&root, ""))).collect()
+    }
+
+    #[test]
+    fn reads_the_fixture_task_with_a_hybrid_cgroup_root() {
+        let mut sampler = fixture_sampler("cgroup-v1", None);
+        let (sample, errors) = tick(&mut sampler);
+
+        assert!(sample.proc_readable);
+        assert!(!sampler.capped());
+        // Not 2 or 31 (kernel threads), 33 (kthreadd's helper), 20 (vigil) or 40 (gone).
+        assert_eq!(pids(&sample), [7, 8, 12, 13, 41]);
+
+        assert_eq!(
+            *process(&sample, 7),
+            ProcessReading {
+                pid: 7,
+                name: "node".to_owned(),
+                start_ticks: 150000,
+                state: 'S',
+                rss_bytes: Some(163840 * 1024),
+                threads: Some(11),
+                open_fds: Some(6),
+                fd_limit: Some(65535),
+                cpu_ticks: Some(5200),
+                cgroup: Some(0),
+                network: Some(0),
+            }
+        );
+        let python = process(&sample, 12);
+        assert_eq!(python.name, "python3");
+        assert_eq!(python.fd_limit, None, "unlimited");
+        assert_eq!(python.open_fds, Some(3));
+        assert_eq!(python.cgroup, Some(1));
+
+        // 7 and 8 share one cgroup; 12 is only in the unified hierarchy, which offers CPU
+        // usage alone here; 13's cgroup belongs to another container.
+        assert_eq!(process(&sample, 8).cgroup, Some(0));
+        assert_eq!(process(&sample, 13).cgroup, None);
+        assert_eq!(
+            sample.cgroups,
+            [
+                CgroupReading {
+                    path: "/ecs/0f1e2d/app".to_owned(),
+                    version: CgroupVersion::V1,
+                    memory_usage_bytes: Some(268435456),
+                    memory_limit_bytes: Some(536870912),
+                    memory_inactive_file_bytes: Some(67108864),
+                    oom_kills: Some(2),
+                    pids_current: Some(9),
+                    pids_max: Some(512),
+                    pids_limit_hits: Some(3),
+                    cpu_usage_usec: Some(123456789),
+                    cpu_periods: Some(1200),
+                    cpu_throttled_periods: Some(300),
+                    cpu_throttled_usec: Some(45000000),
+                },
+                CgroupReading {
+                    path: "/ecs/0f1e2d/web".to_owned(),
+                    version: CgroupVersion::V2,
+                    cpu_usage_usec: Some(526407),
+                    ..CgroupReading::default()
+                },
+            ]
+        );
+        assert_eq!(sample.cgroups[0].memory_working_set_bytes(), Some(201326592));
+
+        // One namespace, read once through process 7 (8 and 13 have no `net/` files).
+        assert_eq!(
+            sample.networks,
+            [NetReading {
+                namespace: Some(NAMESPACE),
+                listeners: vec![
+                    Listener { port: 8080, queue: 3, backlog: 0 },
+                    Listener { port: 9901, queue: 0, backlog: 0 },
+                    Listener { port: 9797, queue: 0, backlog: 0 },
+                ],
+                listen_overflows: Some(17),
+                listen_drops: Some(21),
+            }]
+        );
+        for pid in [7, 8, 12, 13] {
+            assert_eq!(process(&sample, pid).network, Some(0), "pid {pid}");
+        }
+
+        assert_eq!(
+            sample.pressure,
+            Some(Pressure {
+                cpu: Some(PressureLine {
+                    some_avg10: 2.5,
+                    some_total_usec: 8123456,
+                    full_avg10: None,
+                    full_total_usec: None,
+                }),
+                memory: Some(PressureLine {
+                    some_avg10: 0.4,
+                    some_total_usec: 99000,
+                    full_avg10: Some(0.1),
+                    full_total_usec: Some(41000),
+                }),
+                io: Some(PressureLine {
+                    some_avg10: 0.98,
+                    some_total_usec: 7450617,
+                    full_avg10: Some(0.98),
+                    full_total_usec: Some(6925332),
+                }),
+            })
+        );
+
+        // 40 vanished before its `stat` was read, 41 after: each missing file is counted.
+        let outside = "cgroup /ecs/0f1e2d/envoy is outside the cgroup mount vigil sees \
+                       (it belongs to another container)";
+        assert_eq!(
+            details(&errors),
+            [
+                (Source::Cgroup, outside.to_owned()),
+                (Source::Proc, "read proc/40/stat: no such file or directory".to_owned()),
+                (Source::Proc, "read proc/41/status: no such file or directory".to_owned()),
+                (Source::Proc, "read proc/41/limits: no such file or directory".to_owned()),
+                (Source::Proc, "read proc/41/fd: no such file or directory".to_owned()),
+                (Source::Cgroup, "read proc/41/cgroup: no such file or directory".to_owned()),
+                (Source::Network, "read proc/41/ns/net: no such file or directory".to_owned()),
+            ]
+        );
+        let vanished = process(&sample, 41);
+        assert_eq!((vanished.rss_bytes, vanished.open_fds, vanished.fd_limit), (None, None, None));
+        assert_eq!((vanished.cgroup, vanished.network), (None, None));
+        assert_eq!(vanished.threads, Some(1), "from stat");
+
+        // The next tick gives the same sample and the same per-tick errors, but the notice
+        // about another container's cgroup is not repeated.
+        let (again, errors) = tick(&mut sampler);
+        assert_eq!(again, sample);
+        assert_eq!(errors.len(), 6);
+        assert!(errors.iter().all(|error| !error.detail.contains("envoy")));
+    }
+
+    #[test]
+    fn reads_the_fixture_task_with_a_pure_v2_cgroup_root() {
+        let mut sampler = fixture_sampler("cgroup-v2", None);
+        let (sample, errors) = tick(&mut sampler);
+        assert_eq!(pids(&sample), [7, 8, 12, 13, 41]);
+        // Without v1 hierarchies, 7, 8 and 13 fall back to their unified line `0::/`, the
+        // root cgroup, which has no memory or pids files (and that is not an error).
+        assert_eq!(
+            sample.cgroups,
+            [
+                CgroupReading {
+                    path: "/".to_owned(),
+                    version: CgroupVersion::V2,
+                    ..CgroupReading::default()
+                },
+                CgroupReading {
+                    path: "/ecs/0f1e2d/web".to_owned(),
+                    version: CgroupVersion::V2,
+                    memory_usage_bytes: Some(150994944),
+                    memory_limit_bytes: Some(268435456),
+                    memory_inactive_file_bytes: Some(33554432),
+                    oom_kills: Some(1),
+                    pids_current: Some(5),
+                    pids_max: None,
+                    pids_limit_hits: Some(0),
+                    cpu_usage_usec: Some(98765432),
+                    cpu_periods: Some(500),
+                    cpu_throttled_periods: Some(20),
+                    cpu_throttled_usec: Some(1500000),
+                },
+            ]
+        );
+        for (pid, cgroup) in [(7, Some(0)), (8, Some(0)), (12, Some(1)), (13, Some(0))] {
+            assert_eq!(process(&sample, pid).cgroup, cgroup, "pid {pid}");
+        }
+        assert!(
+            errors.iter().all(|error| error.source != Source::Cgroup || error.detail.contains("proc/41/"))
+        );
+    }
+
+    #[test]
+    fn watch_regex_selects_by_command_line() {
+        // Arguments are joined by spaces before matching.
+        let mut sampler = fixture_sampler("cgroup-v2", Some(r"-m gunicorn app:"));
+        let (sample, errors) = tick(&mut sampler);
+        assert_eq!(pids(&sample), [12]);
+        assert_eq!(errors, []);
+        // The namespace is now read through 12, its only watched member.
+        assert_eq!(sample.networks.len(), 1);
+        assert_eq!(sample.networks[0].listeners.len(), 3);
+        assert_eq!(sample.cgroups.len(), 1);
+
+        // Vigil is never watched, even when the pattern matches it.
+        let mut sampler = sampler_with_self("cgroup-v2", "vigil|node", SELF_PID);
+        let (sample, _) = tick(&mut sampler);
+        assert_eq!(pids(&sample), [7, 8]);
+        let mut sampler = sampler_with_self("cgroup-v2", "vigil|node", 7);
+        let (sample, _) = tick(&mut sampler);
+        assert_eq!(pids(&sample), [8, 20]);
+    }
+
+    fn sampler_with_self(cgroup_root: &str, watch: &str, self_pid: u32) -> LocalSampler {
+        LocalSampler::new(fixture("proc"), fixture(cgroup_root), Some(Regex::new(watch).unwrap()), self_pid)
+    }
+
+    #[test]
+    fn unreadable_proc_root_is_not_a_failed_tick() {
+        let mut sampler =
+            LocalSampler::new(fixture("no-such-proc"), fixture("no-such-cgroup"), None, SELF_PID);
+        let mut sample = Sample { processes: vec![ProcessReading::default()], ..Sample::default() };
+        let mut errors = Vec::new();
+        sampler.sample(&mut sample, &mut errors);
+        assert!(!sample.proc_readable);
+        assert_eq!(sample.processes, []);
+        assert_eq!(sample.pressure, None, "no PSI is not an error");
+        assert_eq!(
+            details(&errors),
+            [(Source::Proc, "read no-such-proc: no such file or directory".to_owned())]
+        );
+    }
+
+    /// A scratch proc root under the system's temporary directory, removed on drop.
+    struct ScratchProc(PathBuf);
+
+    impl ScratchProc {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            ScratchProc(dir)
+        }
+
+        fn process(&self, pid: u32, comm: &str, ppid: u32) {
+            let dir = self.0.join(pid.to_string());
+            fs::create_dir_all(dir.join("fd")).unwrap();
+            fs::write(dir.join("cmdline"), format!("{comm}\0")).unwrap();
+            let stat =
+                format!("{pid} ({comm}) S {ppid} 1 1 0 -1 4194560 0 0 0 0 1 1 0 0 20 0 1 0 {pid} 1000 10 0");
+            fs::write(dir.join("stat"), stat).unwrap();
+        }
+    }
+
+    impl Drop for ScratchProc {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn caps_at_the_lowest_pids_and_watches_pid_2_in_a_container() {
+        let scratch = ScratchProc::new("cap");
+        // Inside a container's PID namespace PID 2 is an ordinary process, and so are its
+        // children.
+        for pid in 1..=70 {
+            scratch.process(pid, "app", if pid == 1 { 0 } else { 2 });
+        }
+        let mut sampler = LocalSampler::new(scratch.0.clone(), scratch.0.clone(), None, 1000);
+        let (sample, _) = tick(&mut sampler);
+        assert!(sampler.capped());
+        // Numeric order, not the directory's order: 1, 2, ..., 64.
+        assert_eq!(pids(&sample), (1..=64).collect::<Vec<_>>());
+        // One fewer candidate than the cap is not capped.
+        fs::remove_dir_all(scratch.0.join("70")).unwrap();
+        for pid in 65..=69 {
+            fs::remove_dir_all(scratch.0.join(pid.to_string())).unwrap();
+        }
+        let (sample, _) = tick(&mut sampler);
+        assert!(!sampler.capped());
+        assert_eq!(sample.processes.len(), 64);
+    }
+
+    #[test]
+    fn notices_are_given_once() {
+        let mut notices = Notices::default();
+        let mut errors = Vec::new();
+        for _ in 0..3 {
+            notices.once(Source::Cgroup, format_args!("cgroup {} gone", "/a"), &mut errors);
+        }
+        notices.once(Source::Cgroup, format_args!("cgroup {} gone", "/b"), &mut errors);
+        assert_eq!(
+            errors,
+            [
+                SourceError::new(Source::Cgroup, "cgroup /a gone"),
+                SourceError::new(Source::Cgroup, "cgroup /b gone"),
+            ]
+        );
+    }
+}

@@ -153,11 +153,31 @@ pub fn status_json(shared: &Shared) -> Value {
         .map(|finding| {
             json!({
                 "reason": finding.reason.code(),
-                "state": finding.reason.state().name(),
+                "state": finding.state.name(),
                 "evidence": finding.evidence,
+                "eta_seconds": finding.eta_seconds,
             })
         })
         .collect();
+    let forecasts: Vec<Value> = snapshot
+        .signals
+        .forecasts
+        .iter()
+        .map(|f| {
+            json!({
+                "resource": f.resource.name(),
+                "subject": f.subject,
+                "eta_seconds": f.forecast.eta_seconds,
+                "rate_per_second": f.forecast.rate_per_second,
+                "confidence": f.forecast.confidence,
+                "level": f.forecast.level,
+                "limit": f.forecast.limit,
+                "trend": f.forecast.scale.name(),
+                "warm": f.warm,
+            })
+        })
+        .collect();
+    let restarts = &snapshot.restarts;
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "mode": snapshot.mode,
@@ -171,6 +191,13 @@ pub fn status_json(shared: &Shared) -> Value {
         "last_tick_age_ms": now.saturating_sub(snapshot.sample.at),
         "processes_visible": snapshot.processes_visible,
         "sources": sources,
+        "forecasts": forecasts,
+        "restarts": {
+            "recent": restarts.recent,
+            "recent_oom": restarts.recent_oom,
+            "recent_oom_kills": restarts.recent_oom_kills,
+            "next_crash_seconds": restarts.next_crash_seconds,
+        },
         "readings": snapshot.sample,
     })
 }

@@ -44,7 +44,8 @@ impl Agent {
         let deadline = Instant::now() + Duration::from_secs(10);
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             let Ok(line) = self.lines.recv_timeout(left) else { break };
-            let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let json: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
             if json["event"] == name {
                 return json;
             }
@@ -69,7 +70,8 @@ mod http {
 
     pub fn get(url: &str) -> Option<(u16, String)> {
         let rest = url.strip_prefix("http://")?;
-        let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+        let (host, path) =
+            rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
         let mut stream = TcpStream::connect(host).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
         write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").ok()?;
@@ -138,7 +140,8 @@ fn probe_exits_0_when_health_is_200_and_1_otherwise() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
 
     // Nothing listens on port 1 of loopback.
-    let output = Command::new(VIGIL).arg("probe").env_clear().env("VIGIL_LISTEN", "127.0.0.1:1").output().unwrap();
+    let output =
+        Command::new(VIGIL).arg("probe").env_clear().env("VIGIL_LISTEN", "127.0.0.1:1").output().unwrap();
     assert_eq!(output.status.code(), Some(1));
 }
 

@@ -55,11 +55,8 @@ async fn request(
     }
     let response = builder.send().await.unwrap();
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
+    let content_type =
+        response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     (status, content_type, response.text().await.unwrap())
 }
 
@@ -67,6 +64,7 @@ async fn request(
 pub fn full_snapshot() -> Snapshot {
     let sample = Sample {
         at: 42_000,
+        wall_ms: 1_790_000_042_000,
         proc_readable: true,
         processes: vec![ProcessReading {
             pid: 7,
@@ -149,14 +147,20 @@ pub fn full_snapshot() -> Snapshot {
                     network: None,
                 }),
             }],
-            network: Some(NetworkCounters { rx_bytes: 100, rx_packets: 2, tx_bytes: 300, tx_packets: 4, ..Default::default() }),
+            network: Some(NetworkCounters {
+                rx_bytes: 100,
+                rx_packets: 2,
+                tx_bytes: 300,
+                tx_packets: 4,
+                ..Default::default()
+            }),
             ephemeral_storage: None,
             stats_stale: false,
         }),
         probe: Some(ProbeReading::Answered { status: 200, latency_ms: 12 }),
     };
     let mut judge = Judge::new(JudgeConfig::default(), 0);
-    judge.observe(&sample, false);
+    judge.observe(&sample, false, None);
     let mut sources: [SourceStatus; 6] = Default::default();
     for source in Source::ALL {
         sources[source.index()] = SourceStatus {
@@ -174,6 +178,8 @@ pub fn full_snapshot() -> Snapshot {
         processes_visible: true,
         sources,
         transitions: [0, 1, 0],
+        signals: judge.signals().clone(),
+        restarts: *judge.restart_findings(),
         sample,
     }
 }
@@ -197,7 +203,9 @@ async fn unknown_paths_are_404_and_other_methods_405() {
     let running = start(Duration::from_secs(1)).await;
     let (status, _, _) = get(running.address, "/nope").await;
     assert_eq!(status, 404);
-    for method in [reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::DELETE, reqwest::Method::HEAD] {
+    for method in
+        [reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::DELETE, reqwest::Method::HEAD]
+    {
         let (status, _, _) = request(method.clone(), running.address, "/health", None).await;
         assert_eq!(status, 405, "{method}");
     }
@@ -241,7 +249,7 @@ async fn degraded_stays_200_and_says_why() {
     let mut snapshot = full_snapshot();
     snapshot.sample.probe = Some(ProbeReading::Answered { status: 503, latency_ms: 2 });
     let mut judge = Judge::new(JudgeConfig::default(), 0);
-    judge.observe(&snapshot.sample, false);
+    judge.observe(&snapshot.sample, false, None);
     snapshot.verdict = judge.verdict().clone();
     assert_eq!(snapshot.verdict.state, State::Degraded);
     running.shared.publish(snapshot);
@@ -260,9 +268,13 @@ async fn metrics_match_the_golden_file() {
     assert_eq!(content_type, vigil::metrics::TEXT_CONTENT_TYPE);
     check_golden("metrics.txt", &body);
 
-    let (_, content_type, body) =
-        request(reqwest::Method::GET, running.address, "/metrics", Some("application/openmetrics-text; version=1.0.0"))
-            .await;
+    let (_, content_type, body) = request(
+        reqwest::Method::GET,
+        running.address,
+        "/metrics",
+        Some("application/openmetrics-text; version=1.0.0"),
+    )
+    .await;
     assert_eq!(content_type, vigil::metrics::OPENMETRICS_CONTENT_TYPE);
     assert!(body.ends_with("# EOF\n"));
     check_golden("metrics.openmetrics.txt", &body);

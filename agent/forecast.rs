@@ -1,0 +1,339 @@
+//! Time to exhaustion: when will a growing resource reach its limit? Pure arithmetic on a
+//! [`Series`].
+//!
+//! The trend is robust, never a two-point slope: the Theil–Sen estimator (the median of the
+//! slopes between every pair of points) with Kendall's τ (how consistently later points are
+//! higher) as its confidence. Two shapes of memory are told apart:
+//!
+//! - **Monotone** (no significant drop in the history): trends are fitted at three scales — the
+//!   last 20 s, the last 2 min and the whole history. The longest scale that shows a confident,
+//!   material rise is used, unless a shorter scale clearly disagrees with it (its band of
+//!   pairwise slopes excludes the longer slope): then growth has sped up or slowed down, and the
+//!   recent scale wins. A ramp that levels off into a plateau therefore stops yielding an ETA.
+//! - **Sawtooth** (the series dropped sharply at least once, as a garbage collector makes it
+//!   do): only the troughs — the low points after each drop — are fitted. A sawtooth whose troughs
+//!   do not rise yields nothing, however high its peaks go; a leak under the sawtooth raises the
+//!   troughs and yields an ETA for the peaks to reach the limit.
+
+use crate::sample::Millis;
+use crate::window::{Point, Series};
+
+/// Kendall's τ a trend needs to count.
+pub const MIN_CONFIDENCE: f64 = 0.6;
+/// A trend must add at least this share of the limit over the span it was fitted on.
+pub const MIN_GROWTH_OF_LIMIT: f64 = 0.005;
+/// A fall between two consecutive points by this share of the limit is a drop (sawtooth).
+pub const DROP_OF_LIMIT: f64 = 0.02;
+/// Troughs a sawtooth trend needs.
+pub const MIN_TROUGHS: usize = 3;
+
+/// Most points any one fit uses; longer spans are thinned evenly (the fit is quadratic).
+const MAX_FIT_POINTS: usize = 48;
+
+/// Where a forecast's trend came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// The last 20 seconds.
+    Short,
+    /// The last 2 minutes.
+    Medium,
+    /// The whole history.
+    Long,
+    /// The troughs of a sawtooth.
+    Troughs,
+}
+
+impl Scale {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scale::Short => "20s",
+            Scale::Medium => "2m",
+            Scale::Long => "history",
+            Scale::Troughs => "troughs",
+        }
+    }
+}
+
+/// A resource heading for its limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Forecast {
+    /// Seconds from `now` until `level` grows to `limit` at `rate_per_second`; 0 if already there.
+    pub eta_seconds: f64,
+    pub rate_per_second: f64,
+    /// Kendall's τ of the fitted points, in [`MIN_CONFIDENCE`, 1].
+    pub confidence: f64,
+    /// The value the ETA starts from: the latest value, or the latest peak of a sawtooth.
+    pub level: f64,
+    pub limit: f64,
+    pub scale: Scale,
+}
+
+/// A robust line through some points.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Trend {
+    /// Units per second.
+    slope: f64,
+    /// Kendall's τ in [-1, 1].
+    tau: f64,
+    /// The 10th and 90th percentiles of the pairwise slopes.
+    band: (f64, f64),
+    /// Seconds between the first and last point.
+    span: f64,
+}
+
+/// Forecasts when the series reaches `limit`, or `None` when it is not heading there with
+/// confidence. `now` is the current time (the series' last point may be older).
+pub fn forecast(series: &Series, limit: f64, now: Millis) -> Option<Forecast> {
+    let last = series.last()?;
+    if limit.is_nan() || limit <= 0.0 || series.len() < 6 {
+        return None;
+    }
+    let age = now.saturating_sub(last.at) as f64 / 1000.0;
+    let drop = DROP_OF_LIMIT * limit;
+    let sawtooth = series.iter().zip(series.iter().skip(1)).any(|(a, b)| a.value - b.value >= drop);
+
+    let (trend, level, scale) = if sawtooth { troughs(series, drop)? } else { monotone(series, limit)? };
+    if trend.slope <= 0.0
+        || trend.tau < MIN_CONFIDENCE
+        || trend.slope * trend.span < MIN_GROWTH_OF_LIMIT * limit
+    {
+        return None;
+    }
+    let eta = ((limit - level) / trend.slope - age).max(0.0);
+    Some(Forecast {
+        eta_seconds: eta,
+        rate_per_second: trend.slope,
+        confidence: trend.tau,
+        level,
+        limit,
+        scale,
+    })
+}
+
+/// Picks the scale for a series without drops; see the module documentation.
+fn monotone(series: &Series, limit: f64) -> Option<(Trend, f64, Scale)> {
+    let last = series.last()?;
+    let fit_since = |seconds: Option<u64>| {
+        let since = seconds.map_or(0, |s| last.at.saturating_sub(s * 1000));
+        let points = thin(series.since(since));
+        (points.len() >= 6 && points[points.len() - 1].at - points[0].at >= 5_000).then(|| theil_sen(&points))
+    };
+    let scales = [
+        (Scale::Long, fit_since(None)),
+        (Scale::Medium, fit_since(Some(120))),
+        (Scale::Short, fit_since(Some(20))),
+    ];
+    let qualifies = |trend: &Trend| {
+        trend.slope > 0.0
+            && trend.tau >= MIN_CONFIDENCE
+            && trend.slope * trend.span >= MIN_GROWTH_OF_LIMIT * limit
+    };
+    let mut pick: Option<(Trend, Scale)> = None;
+    for (scale, trend) in scales {
+        let Some(trend) = trend else { continue };
+        pick = match pick {
+            None if qualifies(&trend) => Some((trend, scale)),
+            None => None,
+            // A shorter scale whose pairwise slopes exclude the longer slope: the rate changed.
+            Some((longer, _)) if longer.slope < trend.band.0 || longer.slope > trend.band.1 => {
+                Some((trend, scale))
+            }
+            keep => keep,
+        };
+    }
+    let (trend, scale) = pick?;
+    Some((trend, last.value, scale))
+}
+
+/// Fits the troughs of a sawtooth; the level is the highest point of the latest full cycle.
+fn troughs(series: &Series, drop: f64) -> Option<(Trend, f64, Scale)> {
+    let mut troughs: heapless::Vec<Point, { crate::window::HISTORY }> = heapless::Vec::new();
+    let mut previous: Option<Point> = None;
+    let mut descending = false;
+    for point in series.iter() {
+        if let Some(prev) = previous {
+            if prev.value - point.value >= drop || (descending && point.value < prev.value) {
+                descending = true;
+            } else if descending {
+                // The previous point ended a descent: a trough.
+                let _ = troughs.push(prev);
+                descending = false;
+            }
+        }
+        previous = Some(point);
+    }
+    if troughs.len() < MIN_TROUGHS {
+        return None;
+    }
+    let cycle_start = troughs[troughs.len() - 2].at;
+    let level = series.since(cycle_start).map(|p| p.value).fold(f64::MIN, f64::max);
+    let points = thin(troughs.iter().copied());
+    Some((theil_sen(&points), level, Scale::Troughs))
+}
+
+/// At most [`MAX_FIT_POINTS`] points, evenly spread, always keeping the last one.
+fn thin(points: impl DoubleEndedIterator<Item = Point>) -> heapless::Vec<Point, MAX_FIT_POINTS> {
+    let all: heapless::Vec<Point, { crate::window::HISTORY }> = points.collect();
+    let mut out = heapless::Vec::new();
+    let n = all.len();
+    if n <= MAX_FIT_POINTS {
+        out.extend(all.iter().copied());
+        return out;
+    }
+    for i in 0..MAX_FIT_POINTS {
+        // Indices from 0 to n - 1 inclusive, evenly spaced.
+        let index = i * (n - 1) / (MAX_FIT_POINTS - 1);
+        let _ = out.push(all[index]);
+    }
+    out
+}
+
+/// The Theil–Sen slope, Kendall's τ and the 10–90 % band of pairwise slopes.
+fn theil_sen(points: &[Point]) -> Trend {
+    const PAIRS: usize = MAX_FIT_POINTS * (MAX_FIT_POINTS - 1) / 2;
+    let mut slopes: heapless::Vec<f64, PAIRS> = heapless::Vec::new();
+    let (mut concordant, mut discordant) = (0i64, 0i64);
+    for (i, a) in points.iter().enumerate() {
+        for b in &points[i + 1..] {
+            let dt = (b.at - a.at) as f64 / 1000.0;
+            if dt <= 0.0 {
+                continue;
+            }
+            let slope = (b.value - a.value) / dt;
+            let _ = slopes.push(slope);
+            if slope > 0.0 {
+                concordant += 1;
+            } else if slope < 0.0 {
+                discordant += 1;
+            }
+        }
+    }
+    let pairs = slopes.len();
+    if pairs == 0 {
+        return Trend { slope: 0.0, tau: 0.0, band: (0.0, 0.0), span: 0.0 };
+    }
+    slopes.sort_unstable_by(f64::total_cmp);
+    let at = |q: f64| slopes[((pairs - 1) as f64 * q).round() as usize];
+    let median =
+        if pairs % 2 == 1 { slopes[pairs / 2] } else { (slopes[pairs / 2 - 1] + slopes[pairs / 2]) / 2.0 };
+    Trend {
+        slope: median,
+        tau: (concordant - discordant) as f64 / pairs as f64,
+        band: (at(0.1), at(0.9)),
+        span: (points[points.len() - 1].at - points[0].at) as f64 / 1000.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: f64 = 1_000_000.0;
+    const LIMIT: f64 = 512.0 * MB;
+
+    /// A deterministic noise source (xorshift), in [-1, 1].
+    struct Noise(u64);
+    impl Noise {
+        fn next(&mut self) -> f64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % 20_001) as f64 / 10_000.0 - 1.0
+        }
+    }
+
+    /// Feeds `shape(t_seconds)` once a second for `seconds` and returns the series.
+    fn series(seconds: u64, mut shape: impl FnMut(f64) -> f64) -> Series {
+        let mut series = Series::new();
+        for t in 0..seconds {
+            series.push(t * 1000, shape(t as f64));
+        }
+        series
+    }
+
+    fn eta(series: &Series) -> Option<f64> {
+        let now = series.last().unwrap().at;
+        forecast(series, LIMIT, now).map(|f| f.eta_seconds)
+    }
+
+    #[test]
+    fn linear_leaks_at_many_rates_with_noise() {
+        // (rate MB/s, noise ± MB, seconds observed)
+        let cases = [
+            (0.1, 0.5, 300),
+            (0.5, 2.0, 120),
+            (1.0, 4.0, 90),
+            (2.0, 4.0, 60),
+            (10.0, 8.0, 15),
+            (50.0, 10.0, 8),
+        ];
+        for (rate, noise, seconds) in cases {
+            let mut rng = Noise(7);
+            let start = 100.0 * MB;
+            let s = series(seconds, |t| start + rate * MB * t + noise * MB * rng.next());
+            let last = start + rate * MB * (seconds - 1) as f64;
+            let truth = (LIMIT - last) / (rate * MB);
+            let eta = eta(&s).unwrap_or_else(|| panic!("{rate} MB/s: no forecast"));
+            assert!(
+                (eta - truth).abs() <= 0.15 * truth + 5.0,
+                "{rate} MB/s: eta {eta:.0} s, truth {truth:.0} s"
+            );
+        }
+    }
+
+    #[test]
+    fn flat_and_noisy_series_yield_nothing() {
+        let mut rng = Noise(3);
+        assert_eq!(eta(&series(300, |_| 300.0 * MB + 5.0 * MB * rng.next())), None);
+        assert_eq!(eta(&series(300, |_| 435.0 * MB)), None, "plateau at 85 %");
+    }
+
+    #[test]
+    fn a_ramp_that_levels_off_stops_yielding_an_eta() {
+        // 60 s ramp at 4 MB/s from 195 MB to 435 MB (85 %), then flat for 3 minutes.
+        let ramp = |t: f64| 195.0 * MB + 4.0 * MB * t.min(60.0);
+        assert!(eta(&series(50, ramp)).is_some(), "during the ramp it looks like a leak");
+        let mut rng = Noise(11);
+        let s = series(240, |t| ramp(t) + 1.0 * MB * rng.next());
+        assert_eq!(eta(&s), None, "after the plateau has lasted a while");
+    }
+
+    #[test]
+    fn sawtooth_without_growth_yields_nothing() {
+        // Rises 6 MB/s for 30 s from 200 MB to 380 MB, collected back to 200 MB.
+        let s = series(300, |t| 200.0 * MB + 6.0 * MB * (t % 30.0));
+        assert_eq!(eta(&s), None);
+    }
+
+    #[test]
+    fn a_leak_under_a_sawtooth_follows_the_troughs() {
+        // The same sawtooth, with the troughs rising 0.5 MB/s.
+        let s = series(240, |t| 100.0 * MB + 0.5 * MB * t + 6.0 * MB * (t % 30.0));
+        let f = forecast(&s, LIMIT, 239_000).expect("troughs rise");
+        assert_eq!(f.scale, Scale::Troughs);
+        assert!((f.rate_per_second - 0.5 * MB).abs() < 0.05 * MB, "rate {}", f.rate_per_second);
+        // The latest peak is about 100 + 0.5 * 239 + 174 = 393.5 MB; it reaches 512 MB in ~237 s.
+        assert!((f.eta_seconds - 237.0).abs() < 30.0, "eta {}", f.eta_seconds);
+    }
+
+    #[test]
+    fn an_old_sample_counts_against_the_eta() {
+        let s = series(60, |t| 100.0 * MB + 2.0 * MB * t);
+        let fresh = forecast(&s, LIMIT, 59_000).unwrap().eta_seconds;
+        let aged = forecast(&s, LIMIT, 69_000).unwrap().eta_seconds;
+        assert!((fresh - aged - 10.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn at_the_limit_the_eta_is_zero() {
+        let s = series(30, |t| LIMIT - 20.0 * MB + 2.0 * MB * t);
+        assert_eq!(eta(&s), Some(0.0));
+    }
+
+    #[test]
+    fn too_little_data_or_no_limit_yields_nothing() {
+        assert_eq!(eta(&series(5, |t| 100.0 * MB + 50.0 * MB * t)), None);
+        let s = series(60, |t| 100.0 * MB + 2.0 * MB * t);
+        assert_eq!(forecast(&s, 0.0, 59_000), None);
+    }
+}
