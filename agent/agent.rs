@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use crate::config::Config;
-use crate::features::Signals;
+use crate::features::{FeatureConfig, Signals};
 use crate::log;
 use crate::metrics::{Metrics, SnapshotCell};
 use crate::probe::AppProbe;
@@ -185,8 +185,18 @@ impl Agent {
                 _ => true,
             };
         }
-        let judge =
-            Judge::new(JudgeConfig { tmds_expected: tmds.is_some(), ..JudgeConfig::default() }, shared.now());
+        let judge = Judge::new(
+            JudgeConfig {
+                tmds_expected: tmds.is_some(),
+                horizon_seconds: config.drain_horizon.as_secs_f64(),
+                enter_ticks: config.confirm_ticks,
+                exit_ticks: config.clear_ticks,
+                restart_window_ms: 3 * config.restart_period.as_millis() as u64,
+                features: FeatureConfig { warmup_ms: config.warmup.as_millis() as u64 },
+                ..JudgeConfig::default()
+            },
+            shared.now(),
+        );
         Ok(Agent {
             sampler: LocalSampler::new(
                 config.proc_root.clone(),

@@ -20,6 +20,11 @@ pub const ENV_LOG: &str = "VIGIL_LOG";
 pub const ENV_LOG_FORMAT: &str = "VIGIL_LOG_FORMAT";
 pub const ENV_PROC_ROOT: &str = "VIGIL_PROC_ROOT";
 pub const ENV_CGROUP_ROOT: &str = "VIGIL_CGROUP_ROOT";
+pub const ENV_DRAIN_HORIZON: &str = "VIGIL_DRAIN_HORIZON";
+pub const ENV_CONFIRM_TICKS: &str = "VIGIL_CONFIRM_TICKS";
+pub const ENV_CLEAR_TICKS: &str = "VIGIL_CLEAR_TICKS";
+pub const ENV_WARMUP: &str = "VIGIL_WARMUP";
+pub const ENV_RESTART_PERIOD: &str = "VIGIL_RESTART_PERIOD";
 pub const ENV_TMDS: &str = "ECS_CONTAINER_METADATA_URI_V4";
 
 /// Every variable, with its default, for `--help` and the README.
@@ -30,6 +35,19 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (ENV_APP_HEALTH_TIMEOUT, "1s", "how long a probe of the app may take (at most the interval)"),
     (ENV_WATCH, "unset", "regular expression on process command lines; default: every process but vigil"),
     (ENV_DRAIN_SECONDS, "25", "after SIGTERM, seconds to keep serving with health red before exiting"),
+    (
+        ENV_DRAIN_HORIZON,
+        "180s",
+        "drain when a resource is predicted to run out within this time; at least the load balancer's interval x unhealthy threshold, plus margin",
+    ),
+    (ENV_CONFIRM_TICKS, "3", "consecutive ticks a forecast must hold before it drains"),
+    (ENV_CLEAR_TICKS, "10", "consecutive ticks without the forecast before draining stops"),
+    (ENV_WARMUP, "60s", "history a resource needs before its forecast may drain"),
+    (
+        ENV_RESTART_PERIOD,
+        "300s",
+        "the restart policy's restartAttemptPeriod; restarts count for three periods",
+    ),
     (ENV_LOG, "info", "log level: error, warn, info, debug"),
     (ENV_LOG_FORMAT, "json", "log line format: json or text"),
     (ENV_PROC_ROOT, "/proc", "where procfs is mounted"),
@@ -52,6 +70,11 @@ pub struct Config {
     pub cgroup_root: PathBuf,
     /// `None` is local mode: only `/proc` and cgroups.
     pub tmds_url: Option<String>,
+    pub drain_horizon: Duration,
+    pub confirm_ticks: u32,
+    pub clear_ticks: u32,
+    pub warmup: Duration,
+    pub restart_period: Duration,
 }
 
 /// A variable that is set but cannot be used.
@@ -172,6 +195,38 @@ impl Config {
         let proc_root = PathBuf::from(get(ENV_PROC_ROOT).unwrap_or_else(|| "/proc".into()));
         let cgroup_root = PathBuf::from(get(ENV_CGROUP_ROOT).unwrap_or_else(|| "/sys/fs/cgroup".into()));
 
+        let duration =
+            |variable: &'static str, default: Duration, range: std::ops::RangeInclusive<Duration>| {
+                let Some(value) = get(variable) else { return Ok(default) };
+                let parsed = parse_duration(&value).map_err(|reason| invalid(variable, &value, reason))?;
+                if !range.contains(&parsed) {
+                    let reason = format!("must be between {:?} and {:?}", range.start(), range.end());
+                    return Err(invalid(variable, &value, &reason));
+                }
+                Ok(parsed)
+            };
+        let ticks = |variable: &'static str, default: u32| {
+            let Some(value) = get(variable) else { return Ok(default) };
+            match value.trim().parse::<u32>() {
+                Ok(n) if (1..=1000).contains(&n) => Ok(n),
+                _ => Err(invalid(variable, &value, "expected a whole number of ticks from 1 to 1000")),
+            }
+        };
+        let drain_horizon = duration(
+            ENV_DRAIN_HORIZON,
+            Duration::from_secs(180),
+            Duration::from_secs(10)..=Duration::from_secs(86_400),
+        )?;
+        let confirm_ticks = ticks(ENV_CONFIRM_TICKS, 3)?;
+        let clear_ticks = ticks(ENV_CLEAR_TICKS, 10)?;
+        let warmup =
+            duration(ENV_WARMUP, Duration::from_secs(60), Duration::ZERO..=Duration::from_secs(3600))?;
+        let restart_period = duration(
+            ENV_RESTART_PERIOD,
+            Duration::from_secs(300),
+            Duration::from_secs(10)..=Duration::from_secs(3600),
+        )?;
+
         let tmds_url = match get(ENV_TMDS) {
             None => None,
             Some(value) => Some(parse_http_url(&value).map_err(|reason| invalid(ENV_TMDS, &value, reason))?),
@@ -189,6 +244,11 @@ impl Config {
             proc_root,
             cgroup_root,
             tmds_url,
+            drain_horizon,
+            confirm_ticks,
+            clear_ticks,
+            warmup,
+            restart_period,
         })
     }
 }
@@ -258,6 +318,10 @@ mod tests {
         assert_eq!(config.cgroup_root, PathBuf::from("/sys/fs/cgroup"));
         assert!(config.tmds_url.is_none());
         assert!(config.app_health_url.is_none());
+        assert_eq!(config.drain_horizon, Duration::from_secs(180));
+        assert_eq!((config.confirm_ticks, config.clear_ticks), (3, 10));
+        assert_eq!(config.warmup, Duration::from_secs(60));
+        assert_eq!(config.restart_period, Duration::from_secs(300));
         assert!(config.watch.is_none());
     }
 
@@ -298,6 +362,12 @@ mod tests {
             (ENV_LOG, "loud"),
             (ENV_LOG_FORMAT, "xml"),
             (ENV_TMDS, "not a url"),
+            (ENV_DRAIN_HORIZON, "soon"),
+            (ENV_DRAIN_HORIZON, "1s"),
+            (ENV_CONFIRM_TICKS, "0"),
+            (ENV_CLEAR_TICKS, "many"),
+            (ENV_WARMUP, "2h"),
+            (ENV_RESTART_PERIOD, "1ms"),
         ];
         for (variable, value) in cases {
             let error = config(&[(variable, value)]).unwrap_err();

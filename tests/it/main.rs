@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area.
 
 mod binary;
+mod ecs;
 mod fake_tmds;
 mod server;
 mod tmds;
