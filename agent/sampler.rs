@@ -19,13 +19,19 @@ use regex_lite::Regex;
 
 use crate::cgroup::CgroupReader;
 use crate::procfs::{PF_KTHREAD, ProcReader, ReadError, cmdline_to_line};
-use crate::sample::{CgroupReading, NetReading, Pressure, ProcessReading, Sample, Source, SourceError};
+use crate::sample::{
+    CgroupReading, Listener, NetReading, Pressure, ProcessReading, Sample, Source, SourceError,
+};
 
 /// At most this many processes are watched (the lowest PIDs first).
 pub const MAX_PROCESSES: usize = 64;
 
 /// The host's kernel thread daemon, parent of every kernel thread.
 const KTHREADD_PID: u32 = 2;
+
+/// Listening sockets are listed every this many ticks (`net/tcp` walks the kernel's whole
+/// connection table, a few milliseconds on a large host); the overflow counters every tick.
+pub const LISTENERS_EVERY_TICKS: u64 = 10;
 
 /// How many distinct once-only notices are remembered before the memory is reset.
 const MAX_NOTICES: usize = 64;
@@ -42,6 +48,9 @@ pub struct LocalSampler {
     /// The command line of the process being matched, arguments joined by spaces.
     line: String,
     notices: Notices,
+    ticks: u64,
+    /// The listeners last read, per network namespace.
+    listeners: Vec<(Option<u64>, Vec<Listener>)>,
 }
 
 impl LocalSampler {
@@ -55,6 +64,8 @@ impl LocalSampler {
             pids: Vec::new(),
             line: String::new(),
             notices: Notices::default(),
+            ticks: 0,
+            listeners: Vec::new(),
         }
     }
 
@@ -94,7 +105,7 @@ impl LocalSampler {
     }
 
     fn read_processes(&mut self, out: &mut Sample, errors: &mut Vec<SourceError>) {
-        let LocalSampler { proc, cgroups, watch, self_pid, capped, pids, line, notices } = self;
+        let LocalSampler { proc, cgroups, watch, self_pid, capped, pids, line, notices, .. } = self;
         let host_kthreadd = pids.binary_search(&KTHREADD_PID).is_ok()
             && matches!(proc.read_stat(KTHREADD_PID), Ok(stat) if stat.comm == "kthreadd" && stat.ppid == 0);
 
@@ -175,13 +186,33 @@ impl LocalSampler {
     /// process has exited, through the next.
     fn read_networks(&mut self, out: &mut Sample, errors: &mut Vec<SourceError>) {
         let Sample { processes, networks, .. } = out;
+        let refresh = self.ticks % LISTENERS_EVERY_TICKS == 0;
+        self.ticks += 1;
         for (index, network) in networks.iter_mut().enumerate() {
+            let cached = self.listeners.iter().find(|(namespace, _)| *namespace == network.namespace);
+            let list_listeners = match cached {
+                Some((_, listeners)) if !refresh => {
+                    network.listeners.clone_from(listeners);
+                    false
+                }
+                _ => true,
+            };
             let members = processes.iter().filter(|process| process.network == Some(index));
             for member in members {
-                if read_network(&mut self.proc, member.pid, network, errors) {
+                if read_network(&mut self.proc, member.pid, network, list_listeners, errors) {
                     break;
                 }
             }
+            if list_listeners {
+                match self.listeners.iter_mut().find(|(namespace, _)| *namespace == network.namespace) {
+                    Some((_, listeners)) => listeners.clone_from(&network.listeners),
+                    None => self.listeners.push((network.namespace, network.listeners.clone())),
+                }
+            }
+        }
+        if refresh {
+            // Forget namespaces no watched process is in any more.
+            self.listeners.retain(|(namespace, _)| networks.iter().any(|n| n.namespace == *namespace));
         }
     }
 
@@ -258,22 +289,29 @@ fn read_network(
     proc: &mut ProcReader,
     pid: u32,
     network: &mut NetReading,
+    list_listeners: bool,
     errors: &mut Vec<SourceError>,
 ) -> bool {
-    network.listeners.clear();
-    if let Err(error) = proc.read_listeners(pid, "tcp", &mut network.listeners) {
-        push(errors, Source::Network, &error);
-        if error.is_vanished() {
-            return false;
+    if list_listeners {
+        network.listeners.clear();
+        if let Err(error) = proc.read_listeners(pid, "tcp", &mut network.listeners) {
+            push(errors, Source::Network, &error);
+            if error.is_vanished() {
+                return false;
+            }
+        }
+        match proc.read_listeners(pid, "tcp6", &mut network.listeners) {
+            Ok(()) => {}
+            // A kernel without IPv6 has no `tcp6`.
+            Err(error) if error.is_not_found() => {}
+            Err(error) => push(errors, Source::Network, &error),
         }
     }
-    match proc.read_listeners(pid, "tcp6", &mut network.listeners) {
-        Ok(()) => {}
-        // A kernel without IPv6 has no `tcp6`.
-        Err(error) if error.is_not_found() => {}
-        Err(error) => push(errors, Source::Network, &error),
+    let counters = proc.read_netstat(pid);
+    if counters.as_ref().is_err_and(|error| error.is_vanished()) {
+        return false;
     }
-    if let Some(counters) = ok_or_push(proc.read_netstat(pid), Source::Network, errors) {
+    if let Some(counters) = ok_or_push(counters, Source::Network, errors) {
         network.listen_overflows = counters.overflows;
         network.listen_drops = counters.drops;
     }
@@ -317,7 +355,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::sample::{CgroupVersion, Listener, PressureLine};
+    use crate::sample::{CgroupVersion, PressureLine};
 
     const SELF_PID: u32 = 20;
     const NAMESPACE: u64 = 4026532201;
@@ -529,6 +567,26 @@ mod tests {
         assert!(
             errors.iter().all(|error| error.source != Source::Cgroup || error.detail.contains("proc/41/"))
         );
+    }
+
+    #[test]
+    fn listeners_are_listed_every_few_ticks_and_reused_between() {
+        let mut sampler = fixture_sampler("cgroup-v1", None);
+        let (first, _) = tick(&mut sampler);
+        assert!(first.networks.iter().any(|n| !n.listeners.is_empty()));
+        // The cached listeners stand in until the next listing; the counters are read anew.
+        sampler.proc = ProcReader::new(fixture("no-such-proc"));
+        sampler.pids.clear();
+        for _ in 1..LISTENERS_EVERY_TICKS {
+            let mut sample = Sample { networks: first.networks.clone(), ..Sample::default() };
+            sample.processes = first.processes.clone();
+            let mut errors = Vec::new();
+            sampler.read_networks(&mut sample, &mut errors);
+            let listeners: Vec<_> = sample.networks.iter().map(|n| n.listeners.clone()).collect();
+            let expected: Vec<_> = first.networks.iter().map(|n| n.listeners.clone()).collect();
+            assert_eq!(listeners, expected);
+            assert!(errors.iter().all(|e| !e.detail.contains("net/tcp")), "{errors:?}");
+        }
     }
 
     #[test]
