@@ -88,6 +88,13 @@ pub fn forecast(series: &Series, limit: f64, now: Millis) -> Option<Forecast> {
     if limit.is_nan() || limit <= 0.0 || series.len() < 6 {
         return None;
     }
+    // A series whose whole history moves less than a material trend would add cannot hold
+    // one: skip the fits (most series, most of the time).
+    let (low, high) =
+        series.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.value), hi.max(p.value)));
+    if high - low < MIN_GROWTH_OF_LIMIT * limit {
+        return None;
+    }
     let age = now.saturating_sub(last.at) as f64 / 1000.0;
     let drop = DROP_OF_LIMIT * limit;
     let sawtooth = series.iter().zip(series.iter().skip(1)).any(|(a, b)| a.value - b.value >= drop);

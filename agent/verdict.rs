@@ -660,6 +660,10 @@ mod tests {
             }
             let drained = drained.unwrap_or_else(|| panic!("{rate} MB/s: never drained: {outcome:?}"));
             let lead = oom_at - drained;
+            // Shown with `cargo test -- --nocapture lead`.
+            eprintln!(
+                "lead time: {rate:>5} MB/s leak, {fill_seconds:>5.0} s to fill: drained {lead:>5.0} s before the limit"
+            );
             assert!(
                 lead >= least_lead,
                 "{rate} MB/s: drained {lead:.0} s before the limit, wanted {least_lead}"
