@@ -20,6 +20,7 @@ use crate::restarts::RestartFindings;
 use crate::sample::{Millis, Sample, Source, SourceError};
 use crate::sampler::LocalSampler;
 use crate::tmds::TmdsClient;
+use crate::vector;
 use crate::verdict::{Judge, JudgeConfig, State, Verdict};
 
 /// Where vigil gets its task-level view from.
@@ -147,6 +148,16 @@ impl Shared {
     }
 }
 
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `VIGIL_RECORD` names a file that cannot be opened for appending.
+    #[error("invalid VIGIL_RECORD: cannot append to {0}")]
+    Record(String),
+    #[error("{0}")]
+    Client(String),
+}
+
 /// The inputs and memory of the tick loop.
 pub struct Agent {
     shared: Arc<Shared>,
@@ -159,20 +170,24 @@ pub struct Agent {
     transitions: [u64; 3],
     error_log: ErrorLog,
     tick: u64,
+    recorder: Option<Recorder>,
     told_capped: bool,
     told_invisible: bool,
 }
 
 impl Agent {
-    pub fn new(config: &Config, shared: Arc<Shared>) -> Result<Agent, String> {
+    pub fn new(config: &Config, shared: Arc<Shared>) -> Result<Agent, StartError> {
         let tmds = match &config.tmds_url {
-            Some(url) => Some(TmdsClient::new(url).map_err(|error| format!("metadata client: {error}"))?),
+            Some(url) => Some(
+                TmdsClient::new(url)
+                    .map_err(|error| StartError::Client(format!("metadata client: {error}")))?,
+            ),
             None => None,
         };
         let probe = match &config.app_health_url {
             Some(url) => Some(
                 AppProbe::new(url, config.app_health_timeout)
-                    .map_err(|error| format!("app probe: {error}"))?,
+                    .map_err(|error| StartError::Client(format!("app probe: {error}")))?,
             ),
             None => None,
         };
@@ -213,6 +228,13 @@ impl Agent {
             transitions: [0; 3],
             error_log: ErrorLog::default(),
             tick: 0,
+            recorder: match &config.record {
+                Some(path) => Some(
+                    Recorder::open(path)
+                        .map_err(|error| StartError::Record(format!("{}: {error}", path.display())))?,
+                ),
+                None => None,
+            },
             told_capped: false,
             told_invisible: false,
         })
@@ -279,6 +301,13 @@ impl Agent {
             );
         }
 
+        if let Some(recorder) = &mut self.recorder
+            && let Err(error) = recorder.write(sample.wall_ms, &vector::raw(&sample, self.judge.signals()))
+        {
+            log::error("record_failed", json!({"error": error.to_string(), "detail": "recording stopped"}));
+            self.recorder = None;
+        }
+
         self.tick += 1;
         self.shared.publish(Snapshot {
             mode: self.mode,
@@ -343,6 +372,49 @@ impl Agent {
 
 fn state_index(state: State) -> usize {
     State::ALL.iter().position(|s| *s == state).unwrap_or(0)
+}
+
+/// Appends each tick's raw model channels to a CSV file: `unix_ms` and one column per channel,
+/// empty when a channel had no reading. A write that fails is logged and recording stops.
+struct Recorder {
+    file: std::io::BufWriter<std::fs::File>,
+    line: String,
+}
+
+impl Recorder {
+    fn open(path: &std::path::Path) -> std::io::Result<Recorder> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let empty = file.metadata()?.len() == 0;
+        let mut recorder = Recorder { file: std::io::BufWriter::new(file), line: String::with_capacity(256) };
+        if empty {
+            let header = format!("unix_ms,{}\n", vector::CHANNELS.join(","));
+            recorder.append(&header)?;
+        }
+        Ok(recorder)
+    }
+
+    fn append(&mut self, text: &str) -> std::io::Result<()> {
+        use std::io::Write as _;
+        self.file.write_all(text.as_bytes())?;
+        self.file.flush()
+    }
+
+    fn write(&mut self, unix_ms: i64, raw: &vector::Raw) -> std::io::Result<()> {
+        use std::fmt::Write as _;
+        self.line.clear();
+        let _ = write!(self.line, "{unix_ms}");
+        for value in raw {
+            self.line.push(',');
+            if let Some(value) = value {
+                let _ = write!(self.line, "{value}");
+            }
+        }
+        self.line.push('\n');
+        let line = std::mem::take(&mut self.line);
+        let written = self.append(&line);
+        self.line = line;
+        written
+    }
 }
 
 /// Logs the first error of each source at once, then at most one line a minute per source,

@@ -25,6 +25,7 @@ pub const ENV_CONFIRM_TICKS: &str = "VIGIL_CONFIRM_TICKS";
 pub const ENV_CLEAR_TICKS: &str = "VIGIL_CLEAR_TICKS";
 pub const ENV_WARMUP: &str = "VIGIL_WARMUP";
 pub const ENV_RESTART_PERIOD: &str = "VIGIL_RESTART_PERIOD";
+pub const ENV_RECORD: &str = "VIGIL_RECORD";
 pub const ENV_TMDS: &str = "ECS_CONTAINER_METADATA_URI_V4";
 
 /// Every variable, with its default, for `--help` and the README.
@@ -47,6 +48,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         ENV_RESTART_PERIOD,
         "300s",
         "the restart policy's restartAttemptPeriod; restarts count for three periods",
+    ),
+    (
+        ENV_RECORD,
+        "unset",
+        "file to append each tick's model input channels to (CSV), for training the autoencoder",
     ),
     (ENV_LOG, "info", "log level: error, warn, info, debug"),
     (ENV_LOG_FORMAT, "json", "log line format: json or text"),
@@ -75,6 +81,8 @@ pub struct Config {
     pub clear_ticks: u32,
     pub warmup: Duration,
     pub restart_period: Duration,
+    /// Where to append each tick's raw model channels, when set.
+    pub record: Option<PathBuf>,
 }
 
 /// A variable that is set but cannot be used.
@@ -227,6 +235,8 @@ impl Config {
             Duration::from_secs(10)..=Duration::from_secs(3600),
         )?;
 
+        let record = get(ENV_RECORD).map(PathBuf::from);
+
         let tmds_url = match get(ENV_TMDS) {
             None => None,
             Some(value) => Some(parse_http_url(&value).map_err(|reason| invalid(ENV_TMDS, &value, reason))?),
@@ -249,6 +259,7 @@ impl Config {
             clear_ticks,
             warmup,
             restart_period,
+            record,
         })
     }
 }

@@ -7,6 +7,7 @@
 //! - [`forecast`]: time to exhaustion from a robust trend.
 //! - [`features`]: readings → per-resource histories, forecasts and surge signals.
 //! - [`restarts`]: crash loops, OOM restarts, shrinking uptimes.
+//! - [`vector`]: the autoencoder's input, normalised per task.
 //! - [`verdict`]: evidence → healthy / degraded / draining, with reasons and hysteresis.
 //! - [`config`]: every environment variable, typed and validated at start-up.
 //! - [`log`]: one JSON (or text) line per event on stdout.
@@ -23,6 +24,7 @@ pub mod features;
 pub mod forecast;
 pub mod restarts;
 pub mod sample;
+pub mod vector;
 pub mod verdict;
 pub mod window;
 

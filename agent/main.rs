@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 
-use vigil::agent::{Agent, Mode, Shared};
+use vigil::agent::{Agent, Mode, Shared, StartError};
 use vigil::config::{self, Config};
 use vigil::{log, server};
 
@@ -100,8 +100,12 @@ async fn run(config: Config) -> ExitCode {
     let shared = Arc::new(Shared::new(mode, config.interval));
     let agent = match Agent::new(&config, Arc::clone(&shared)) {
         Ok(agent) => agent,
+        Err(error @ StartError::Record(_)) => {
+            eprintln!("vigil: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
         Err(error) => {
-            log::error("start_failed", json!({"error": error}));
+            log::error("start_failed", json!({"error": error.to_string()}));
             return ExitCode::FAILURE;
         }
     };

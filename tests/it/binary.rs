@@ -110,6 +110,7 @@ fn invalid_configuration_exits_64_naming_the_variable() {
         ("VIGIL_DRAIN_SECONDS", "-3"),
         ("VIGIL_LOG_FORMAT", "yaml"),
         ("ECS_CONTAINER_METADATA_URI_V4", "::"),
+        ("VIGIL_RECORD", "/nonexistent-dir/record.csv"),
     ];
     for (name, value) in cases {
         let output = Command::new(VIGIL).env_clear().env(name, value).output().unwrap();
@@ -117,6 +118,28 @@ fn invalid_configuration_exits_64_naming_the_variable() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
         assert!(stderr.contains(name) && stderr.contains(value), "{stderr}");
+    }
+}
+
+#[test]
+fn record_appends_one_line_of_channels_per_tick() {
+    let dir = std::env::temp_dir().join(format!("vigil-record-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("record.csv");
+    let agent = Agent::start(&[("VIGIL_RECORD", path.to_str().unwrap()), ("VIGIL_INTERVAL", "100ms")]);
+    agent.address();
+    std::thread::sleep(Duration::from_millis(700));
+    drop(agent);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    assert_eq!(header, format!("unix_ms,{}", vigil::vector::CHANNELS.join(",")));
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows.len() >= 3, "{text}");
+    for row in rows {
+        assert_eq!(row.split(',').count(), 1 + vigil::vector::CHANNELS.len(), "{row}");
+        assert!(row.split(',').next().unwrap().parse::<i64>().unwrap() > 1_700_000_000_000);
     }
 }
 

@@ -1,0 +1,214 @@
+//! The demo app's fault switches: the spec language, parsed without I/O.
+//!
+//! A spec is one line, a kind followed by `key=value` parameters, for example
+//! `mem-leak rate=8 step=0 after=5`. The same line is accepted from the `DEMO_FAULT` environment
+//! variable (applied at every start of the process) and from `POST /admin/fault` (applied once,
+//! from the moment of the request). `after` always counts seconds from the moment the spec was
+//! applied.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// What the app does wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Healthy behaviour.
+    None,
+    /// Allocate and touch `rate` MB/s, smoothly or every `step` seconds, never freeing.
+    MemLeak,
+    /// Open `rate` file descriptors per second and keep them.
+    FdLeak,
+    /// Start `rate` sleeping threads per second; a failed start aborts the process.
+    ThreadLeak,
+    /// Stop answering every request, `/health` included; the process stays alive.
+    Hang,
+    /// Add `rate` ms of latency per second of fault, up to `max` ms.
+    Latency,
+    /// Exit with `code` once `after` has passed.
+    Crash,
+    /// Answer a share `ratio` of transactions with 503 at once (a dependency outage).
+    Errors,
+    /// Keep `threads` threads busy.
+    Cpu,
+    /// Grow by `rate` MB/s up to `peak` MB, free everything, and start again.
+    Sawtooth,
+    /// Grow by `rate` MB/s until the task's memory reaches `percent` % of its limit, then hold.
+    Plateau,
+}
+
+impl FaultKind {
+    /// The spelling used in specs and scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::None => "none",
+            FaultKind::MemLeak => "mem-leak",
+            FaultKind::FdLeak => "fd-leak",
+            FaultKind::ThreadLeak => "thread-leak",
+            FaultKind::Hang => "hang",
+            FaultKind::Latency => "latency",
+            FaultKind::Crash => "crash",
+            FaultKind::Errors => "errors",
+            FaultKind::Cpu => "cpu",
+            FaultKind::Sawtooth => "sawtooth",
+            FaultKind::Plateau => "plateau",
+        }
+    }
+
+    /// Every kind, for error messages and documentation.
+    pub const ALL: [FaultKind; 11] = [
+        FaultKind::None,
+        FaultKind::MemLeak,
+        FaultKind::FdLeak,
+        FaultKind::ThreadLeak,
+        FaultKind::Hang,
+        FaultKind::Latency,
+        FaultKind::Crash,
+        FaultKind::Errors,
+        FaultKind::Cpu,
+        FaultKind::Sawtooth,
+        FaultKind::Plateau,
+    ];
+
+    fn parse(word: &str) -> Option<FaultKind> {
+        FaultKind::ALL.into_iter().find(|kind| kind.name() == word)
+    }
+
+    /// The parameters this kind reads; anything else in a spec is an error.
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            FaultKind::None | FaultKind::Hang => &["after"],
+            FaultKind::MemLeak => &["after", "rate", "step"],
+            FaultKind::FdLeak | FaultKind::ThreadLeak => &["after", "rate"],
+            FaultKind::Latency => &["after", "rate", "max", "health"],
+            FaultKind::Crash => &["after", "code"],
+            FaultKind::Errors => &["after", "ratio"],
+            FaultKind::Cpu => &["after", "threads"],
+            FaultKind::Sawtooth => &["after", "rate", "peak"],
+            FaultKind::Plateau => &["after", "rate", "percent"],
+        }
+    }
+}
+
+/// A parsed fault spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultSpec {
+    pub kind: FaultKind,
+    params: BTreeMap<String, f64>,
+}
+
+/// Why a spec did not parse.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SpecError {
+    #[error("empty fault spec")]
+    Empty,
+    #[error("unknown fault kind {0:?}")]
+    UnknownKind(String),
+    #[error("parameter {0:?} is not key=value")]
+    NotKeyValue(String),
+    #[error("parameter {0:?} is not a number")]
+    NotNumber(String),
+    #[error("fault kind {kind} takes no parameter {key:?}")]
+    UnknownKey { kind: &'static str, key: String },
+}
+
+impl FaultSpec {
+    /// The healthy spec.
+    pub fn none() -> FaultSpec {
+        FaultSpec { kind: FaultKind::None, params: BTreeMap::new() }
+    }
+
+    /// Parses `kind key=value ...`.
+    pub fn parse(line: &str) -> Result<FaultSpec, SpecError> {
+        let mut words = line.split_whitespace();
+        let word = words.next().ok_or(SpecError::Empty)?;
+        let kind = FaultKind::parse(word).ok_or_else(|| SpecError::UnknownKind(word.into()))?;
+        let mut params = BTreeMap::new();
+        for word in words {
+            let (key, value) = word.split_once('=').ok_or_else(|| SpecError::NotKeyValue(word.into()))?;
+            if !kind.keys().contains(&key) {
+                return Err(SpecError::UnknownKey { kind: kind.name(), key: key.into() });
+            }
+            let value: f64 = value.parse().map_err(|_| SpecError::NotNumber(word.into()))?;
+            params.insert(key.to_owned(), value);
+        }
+        Ok(FaultSpec { kind, params })
+    }
+
+    /// A parameter, or `default` when the spec does not set it.
+    pub fn get(&self, key: &str, default: f64) -> f64 {
+        self.params.get(key).copied().unwrap_or(default)
+    }
+
+    /// Seconds from the moment the spec is applied until it takes effect.
+    pub fn after_seconds(&self) -> f64 {
+        self.get("after", 0.0).max(0.0)
+    }
+}
+
+impl fmt::Display for FaultSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.name())?;
+        for (key, value) in &self.params {
+            write!(f, " {key}={value}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How much memory a leak or sawtooth should hold after `elapsed` seconds of fault, in bytes.
+///
+/// `step` of 0 means smooth growth; otherwise the amount grows in steps every `step` seconds.
+pub fn leak_target_bytes(rate_mb_s: f64, step_s: f64, elapsed_s: f64) -> u64 {
+    let elapsed = if step_s > 0.0 { (elapsed_s / step_s).floor() * step_s } else { elapsed_s };
+    (rate_mb_s.max(0.0) * elapsed.max(0.0) * 1024.0 * 1024.0) as u64
+}
+
+/// The sawtooth's target after `elapsed` seconds: grows at `rate` up to `peak`, then drops to 0.
+pub fn sawtooth_target_bytes(rate_mb_s: f64, peak_mb: f64, elapsed_s: f64) -> u64 {
+    if rate_mb_s <= 0.0 || peak_mb <= 0.0 {
+        return 0;
+    }
+    let period = peak_mb / rate_mb_s;
+    let phase = elapsed_s.max(0.0) % period;
+    (rate_mb_s * phase * 1024.0 * 1024.0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(line: &str, expected: Result<&str, SpecError>) {
+        let got = FaultSpec::parse(line).map(|spec| spec.to_string());
+        assert_eq!(got, expected.map(str::to_owned), "spec {line:?}");
+    }
+
+    #[test]
+    fn specs_parse_and_print() {
+        check("none", Ok("none"));
+        check("mem-leak rate=8 step=2", Ok("mem-leak rate=8 step=2"));
+        check("  crash   code=3 after=20 ", Ok("crash after=20 code=3"));
+        check("", Err(SpecError::Empty));
+        check("melt", Err(SpecError::UnknownKind("melt".into())));
+        check("crash code", Err(SpecError::NotKeyValue("code".into())));
+        check("crash code=x", Err(SpecError::NotNumber("code=x".into())));
+        check("hang rate=1", Err(SpecError::UnknownKey { kind: "hang", key: "rate".into() }));
+    }
+
+    #[test]
+    fn leak_grows_smoothly_or_in_steps() {
+        let mib = 1024 * 1024;
+        assert_eq!(leak_target_bytes(8.0, 0.0, 1.5), 12 * mib);
+        assert_eq!(leak_target_bytes(8.0, 2.0, 1.5), 0);
+        assert_eq!(leak_target_bytes(8.0, 2.0, 2.5), 16 * mib);
+        assert_eq!(leak_target_bytes(8.0, 0.0, -1.0), 0);
+    }
+
+    #[test]
+    fn sawtooth_returns_to_zero() {
+        let mib = 1024 * 1024;
+        assert_eq!(sawtooth_target_bytes(10.0, 50.0, 2.0), 20 * mib);
+        assert_eq!(sawtooth_target_bytes(10.0, 50.0, 5.0), 0);
+        assert_eq!(sawtooth_target_bytes(10.0, 50.0, 7.0), 20 * mib);
+        assert_eq!(sawtooth_target_bytes(0.0, 50.0, 7.0), 0);
+    }
+}

@@ -1,0 +1,36 @@
+//! vigil-fault: the fault suite — emulated ECS tasks behind HAProxy, real faults, and the
+//! baseline, threshold and vigil arms compared on the same scenario.
+//!
+//! Code map (pure parts first, then the edge that creates and drives the world):
+//!
+//! - [`fault`]: the demo app's fault spec language.
+//! - [`scenario`]: scenario files (TOML), their defaults and validation.
+//! - [`report`]: timeline → summary figures, expectation checks, the Markdown table.
+//! - [`tmds`]: the metadata emulator's documents, from cgroup and `/proc` readings.
+//! - [`http`]: HTTP/1 server loop and client helpers shared by every program of the suite.
+//! - [`demo`]: the demo "transactions" service and its fault effects.
+//! - [`init`]: PID 1 of a task — containers, restart policy, metadata emulator, event log.
+//! - [`threshold`]: the threshold arm's memory-threshold health endpoint.
+//! - [`sys`]: commands, PIDs, the cleanup registry, the stale sweep.
+//! - [`cgroup`], [`net`]: a task's cgroups; the harness and task namespaces.
+//! - [`task`]: launching and stopping a task from the harness.
+//! - [`haproxy`], [`prometheus`], [`load`]: the load balancer, the scraper, the client.
+//! - [`arm`]: one arm of one scenario, with the ECS scheduler emulation.
+
+pub mod fault;
+pub mod report;
+pub mod scenario;
+pub mod tmds;
+
+pub mod arm;
+pub mod cgroup;
+pub mod demo;
+pub mod haproxy;
+pub mod http;
+pub mod init;
+pub mod load;
+pub mod net;
+pub mod prometheus;
+pub mod sys;
+pub mod task;
+pub mod threshold;

@@ -1,0 +1,299 @@
+//! Results: the timeline of one arm reduced to the figures of `summary.json`, the checks of a
+//! scenario's `[expect]`, and the Markdown table. Pure: everything comes in as arguments.
+
+use serde::Serialize;
+
+use crate::load::{OVER_CAP, Outcome, TIMED_OUT, TRANSPORT_ERROR};
+use crate::prometheus::ScrapeTotals;
+use crate::scenario::Bounds;
+
+/// One thing that happened to a task, in Unix seconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub t: f64,
+    pub slot: u32,
+    pub kind: EventKind,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// The kinds of [`Event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    TaskLaunched,
+    Registered,
+    HaproxyUp,
+    HaproxyDown,
+    HealthRed,
+    HealthGreen,
+    FaultInjected,
+    FaultCleared,
+    AppStart,
+    AppExit,
+    TaskStopped,
+    ReplacementStarted,
+    Deregistered,
+    StopRequested,
+}
+
+/// The figures of one arm of one scenario under one HAProxy profile.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ArmSummary {
+    pub scenario: String,
+    pub arm: String,
+    pub profile: String,
+    /// `ok`, `skipped` or `error`.
+    pub status: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    pub requests: u64,
+    pub client_errors: u64,
+    pub success_ratio: f64,
+    pub errors_5xx: u64,
+    pub errors_other_http: u64,
+    pub errors_transport: u64,
+    pub errors_timeout: u64,
+    pub errors_over_cap: u64,
+    /// Seconds from the load's start; `None` when it did not happen.
+    pub fault_time_s: Option<f64>,
+    pub crash_time_s: Option<f64>,
+    pub health_red_time_s: Option<f64>,
+    pub haproxy_down_time_s: Option<f64>,
+    /// crash − HAProxy down: positive when the task left the balancer before it crashed.
+    pub lead_time_s: Option<f64>,
+    pub crashes: u64,
+    pub oom_kills: u64,
+    pub false_drains: u64,
+    pub drains: u64,
+    pub replacements: u64,
+    pub errors_after_second_crash: Option<u64>,
+    pub scrapes: Option<ScrapeTotals>,
+    /// The expectation checks that failed (empty when all passed or none applied).
+    pub failed_checks: Vec<String>,
+}
+
+/// What the reduction needs to know about the run.
+pub struct Context<'a> {
+    pub load_start: f64,
+    /// Slots whose task the fault hits.
+    pub targets: &'a [u32],
+    /// True when no task should be drained at all.
+    pub benign: bool,
+    /// Seconds after a target's app start when an environment-delivered fault takes effect.
+    pub env_fault_after: Option<f64>,
+}
+
+/// Reduces the outcomes and the timeline to the arm's figures.
+pub fn summarise(events: &[Event], outcomes: &[Outcome], context: &Context) -> ArmSummary {
+    let mut summary = ArmSummary { status: "ok".into(), ..ArmSummary::default() };
+    count_outcomes(&mut summary, outcomes);
+    let rel = |t: f64| ((t - context.load_start) * 1000.0).round() / 1000.0;
+    let is_target = |slot: u32| context.targets.contains(&slot);
+    let first = |kind: EventKind, after: f64| {
+        events
+            .iter()
+            .filter(|e| e.kind == kind && is_target(e.slot) && e.t >= after)
+            .map(|e| e.t)
+            .reduce(f64::min)
+    };
+    let fault = match context.env_fault_after {
+        Some(after) => first(EventKind::AppStart, f64::MIN).map(|t| t + after),
+        None => first(EventKind::FaultInjected, f64::MIN),
+    };
+    if let Some(fault) = fault {
+        let crash = first(EventKind::AppExit, fault);
+        let red = first(EventKind::HealthRed, fault);
+        let down = first(EventKind::HaproxyDown, fault);
+        summary.fault_time_s = Some(rel(fault));
+        summary.crash_time_s = crash.map(rel);
+        summary.health_red_time_s = red.map(rel);
+        summary.haproxy_down_time_s = down.map(rel);
+        summary.lead_time_s = crash.zip(down).map(|(c, d)| ((c - d) * 1000.0).round() / 1000.0);
+        let target_crashes: Vec<f64> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::AppExit && is_target(e.slot) && e.t >= fault)
+            .map(|e| e.t)
+            .collect();
+        if let Some(second) = target_crashes.get(1) {
+            let after = outcomes.iter().filter(|o| o.t > *second && !o.ok()).count();
+            summary.errors_after_second_crash = Some(after as u64);
+        }
+    }
+    let count = |kind: EventKind| events.iter().filter(|e| e.kind == kind).count() as u64;
+    summary.crashes = count(EventKind::AppExit);
+    summary.oom_kills =
+        events.iter().filter(|e| e.kind == EventKind::AppExit && e.detail.contains("oom")).count() as u64;
+    summary.drains = count(EventKind::HaproxyDown);
+    summary.replacements = count(EventKind::ReplacementStarted);
+    summary.false_drains = events
+        .iter()
+        .filter(|e| e.kind == EventKind::HaproxyDown && (context.benign || !is_target(e.slot)))
+        .count() as u64;
+    summary
+}
+
+fn count_outcomes(summary: &mut ArmSummary, outcomes: &[Outcome]) {
+    summary.requests = outcomes.len() as u64;
+    for outcome in outcomes.iter().filter(|o| !o.ok()) {
+        summary.client_errors += 1;
+        match outcome.status {
+            TRANSPORT_ERROR => summary.errors_transport += 1,
+            TIMED_OUT => summary.errors_timeout += 1,
+            OVER_CAP => summary.errors_over_cap += 1,
+            500..=599 => summary.errors_5xx += 1,
+            _ => summary.errors_other_http += 1,
+        }
+    }
+    summary.success_ratio = if summary.requests == 0 {
+        0.0
+    } else {
+        let ok = (summary.requests - summary.client_errors) as f64 / summary.requests as f64;
+        (ok * 1e5).round() / 1e5
+    };
+}
+
+/// Checks one arm against its bounds; returns what failed.
+pub fn check(summary: &ArmSummary, bounds: &Bounds) -> Vec<String> {
+    let mut failed = Vec::new();
+    if let Some(max) = bounds.client_errors_max
+        && summary.client_errors > max
+    {
+        failed.push(format!("client_errors {} > {max}", summary.client_errors));
+    }
+    if let Some(min) = bounds.client_errors_min
+        && summary.client_errors < min
+    {
+        failed.push(format!("client_errors {} < {min}", summary.client_errors));
+    }
+    if let Some(max) = bounds.false_drains_max
+        && summary.false_drains > max
+    {
+        failed.push(format!("false_drains {} > {max}", summary.false_drains));
+    }
+    if let Some(max) = bounds.errors_after_second_crash_max {
+        match summary.errors_after_second_crash {
+            Some(n) if n > max => failed.push(format!("errors_after_second_crash {n} > {max}")),
+            None => failed.push("no second crash happened".into()),
+            _ => {}
+        }
+    }
+    failed
+}
+
+/// Fails the vigil arm of `scenario` wherever it made no fewer client errors than the baseline
+/// arm under the same profile.
+pub fn check_vigil_beats_baseline(summaries: &mut [ArmSummary], scenario: &str) {
+    let baselines: Vec<(String, u64)> = summaries
+        .iter()
+        .filter(|s| s.scenario == scenario && s.arm == "baseline" && s.status == "ok")
+        .map(|s| (s.profile.clone(), s.client_errors))
+        .collect();
+    for summary in
+        summaries.iter_mut().filter(|s| s.scenario == scenario && s.arm == "vigil" && s.status == "ok")
+    {
+        if let Some((_, baseline)) = baselines.iter().find(|(p, _)| *p == summary.profile)
+            && summary.client_errors >= *baseline
+        {
+            summary
+                .failed_checks
+                .push(format!("client_errors {} not below the baseline's {baseline}", summary.client_errors));
+        }
+    }
+}
+
+fn cell(value: Option<f64>) -> String {
+    value.map_or("–".into(), |v| format!("{v:.1}"))
+}
+
+/// The Markdown table of every arm.
+pub fn markdown(summaries: &[ArmSummary]) -> String {
+    let mut table = String::from(
+        "| scenario | profile | arm | status | requests | client errors | success | fault s | crash s | red s | down s | lead s | crashes | drains | false drains | checks |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for s in summaries {
+        let checks = if s.status != "ok" {
+            s.note.clone()
+        } else if s.failed_checks.is_empty() {
+            "pass".into()
+        } else {
+            format!("FAIL: {}", s.failed_checks.join("; "))
+        };
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            s.scenario,
+            s.profile,
+            s.arm,
+            s.status,
+            s.requests,
+            s.client_errors,
+            s.success_ratio,
+            cell(s.fault_time_s),
+            cell(s.crash_time_s),
+            cell(s.health_red_time_s),
+            cell(s.haproxy_down_time_s),
+            cell(s.lead_time_s),
+            s.crashes,
+            s.drains,
+            s.false_drains,
+            checks,
+        ));
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(t: f64, slot: u32, kind: EventKind) -> Event {
+        Event { t, slot, kind, detail: String::new() }
+    }
+
+    fn outcome(t: f64, status: u16) -> Outcome {
+        Outcome { t, latency_ms: 1.0, status }
+    }
+
+    #[test]
+    fn a_task_removed_before_its_crash_has_positive_lead() {
+        let events = vec![
+            event(100.0, 1, EventKind::AppStart),
+            event(110.0, 1, EventKind::FaultInjected),
+            event(130.0, 1, EventKind::HealthRed),
+            event(131.5, 1, EventKind::HaproxyDown),
+            event(140.0, 1, EventKind::AppExit),
+            event(150.0, 2, EventKind::HaproxyDown),
+        ];
+        let outcomes = vec![outcome(101.0, 200), outcome(102.0, 502), outcome(103.0, TIMED_OUT)];
+        let context = Context { load_start: 100.0, targets: &[1], benign: false, env_fault_after: None };
+        let s = summarise(&events, &outcomes, &context);
+        assert_eq!((s.requests, s.client_errors), (3, 2));
+        assert_eq!((s.errors_5xx, s.errors_timeout), (1, 1));
+        assert_eq!(s.fault_time_s, Some(10.0));
+        assert_eq!(s.crash_time_s, Some(40.0));
+        assert_eq!(s.haproxy_down_time_s, Some(31.5));
+        assert_eq!(s.lead_time_s, Some(8.5));
+        assert_eq!((s.drains, s.false_drains), (2, 1));
+        assert_eq!(s.errors_after_second_crash, None);
+    }
+
+    #[test]
+    fn env_faults_count_from_the_first_start_and_benign_drains_are_false() {
+        let events = vec![
+            event(95.0, 1, EventKind::AppStart),
+            event(115.0, 1, EventKind::AppExit),
+            event(130.0, 1, EventKind::AppExit),
+            event(131.0, 1, EventKind::HaproxyDown),
+        ];
+        let outcomes = vec![outcome(120.0, 502), outcome(131.0, 502), outcome(140.0, 200)];
+        let context = Context { load_start: 100.0, targets: &[1], benign: true, env_fault_after: Some(20.0) };
+        let s = summarise(&events, &outcomes, &context);
+        assert_eq!(s.fault_time_s, Some(15.0));
+        assert_eq!(s.crash_time_s, Some(15.0));
+        assert_eq!(s.errors_after_second_crash, Some(1));
+        assert_eq!(s.false_drains, 1);
+        let bounds =
+            Bounds { errors_after_second_crash_max: Some(0), false_drains_max: Some(0), ..Bounds::default() };
+        assert_eq!(check(&s, &bounds).len(), 2);
+    }
+}

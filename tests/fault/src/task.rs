@@ -1,0 +1,261 @@
+//! An emulated task seen from the harness: launch (namespace, cgroups, the task init in a new
+//! PID namespace), readiness, stop, and the init's event log.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::cgroup::{Limits, Parents, TaskCgroups};
+use crate::init::{ContainerSpec, InitEvent, InitSpec};
+use crate::net;
+use crate::scenario::TaskShape;
+use crate::sys::{self, SysError};
+
+/// The port the app serves on inside every task.
+pub const APP_PORT: u16 = 8080;
+/// The sidecar's health port.
+pub const SIDECAR_PORT: u16 = 9797;
+/// The metadata emulator's port inside every task.
+pub const TMDS_PORT: u16 = 51679;
+
+/// Why a task could not be launched.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot start the task init: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// Which program watches the task's health port.
+#[derive(Debug, Clone)]
+pub enum Sidecar {
+    /// No sidecar: the load balancer checks the app itself.
+    None,
+    /// The harness's memory-threshold endpoint.
+    Threshold { harness: PathBuf, ratio: f64 },
+    /// The program under test, configured by environment.
+    Vigil { binary: PathBuf, env: Vec<(String, String)> },
+}
+
+/// What a launch needs besides the slot.
+#[derive(Debug, Clone)]
+pub struct LaunchPlan {
+    pub harness: PathBuf,
+    pub demo_app: PathBuf,
+    pub parents: Parents,
+    pub shape: TaskShape,
+    pub seed: u64,
+    pub sidecar: Sidecar,
+    pub dir: PathBuf,
+}
+
+/// A running task.
+#[derive(Debug)]
+pub struct TaskHandle {
+    pub slot: u32,
+    pub task_id: String,
+    pub address: String,
+    pub cgroups: TaskCgroups,
+    pub events_path: PathBuf,
+    child: Child,
+    pub exited: bool,
+}
+
+/// Launches a task in `slot`; `fault_env` goes into the app's `DEMO_FAULT`.
+pub fn launch(plan: &LaunchPlan, slot: u32, fault_env: Option<&str>) -> Result<TaskHandle, TaskError> {
+    let name = net::create_task(slot)?;
+    let limits = Limits {
+        memory_bytes: plan.shape.memory_mib * 1024 * 1024,
+        cpu_vcpu: plan.shape.cpu_vcpu,
+        pids_max: plan.shape.pids_max,
+    };
+    let cgroups = TaskCgroups::create(&plan.parents, &name, limits)?;
+    let dir = plan.dir.join(format!("t{slot}"));
+    std::fs::create_dir_all(&dir).map_err(|source| TaskError::Write { path: dir.clone(), source })?;
+    let task_id = task_id(plan.seed, slot);
+    let spec = init_spec(plan, slot, &task_id, &cgroups, &dir, fault_env);
+    let spec_path = dir.join("init.json");
+    let text = serde_json::to_string_pretty(&spec).expect("the init spec serialises");
+    std::fs::write(&spec_path, text)
+        .map_err(|source| TaskError::Write { path: spec_path.clone(), source })?;
+    let log = std::fs::File::create(dir.join("init.log"))
+        .map_err(|source| TaskError::Write { path: dir.join("init.log"), source })?;
+    let log_err = log.try_clone().map_err(TaskError::Spawn)?;
+    let child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{name}"))
+        .args(["--", "unshare", "--pid", "--fork", "--mount-proc"])
+        .args(["--kill-child=SIGTERM", "--"])
+        .arg(&plan.harness)
+        .arg("task-init")
+        .arg(&spec_path)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .map_err(TaskError::Spawn)?;
+    sys::register_pid(child.id());
+    Ok(TaskHandle {
+        slot,
+        task_id,
+        address: net::slot_address(slot),
+        cgroups,
+        events_path: spec.events_path,
+        child,
+        exited: false,
+    })
+}
+
+/// A 32-hex-digit task id, like Fargate's, different for every launch.
+fn task_id(seed: u64, slot: u32) -> String {
+    use crate::demo::splitmix64;
+    let now = (sys::unix_now() * 1e6) as u64;
+    format!("{:016x}{:016x}", splitmix64(seed ^ u64::from(slot)), splitmix64(now))
+}
+
+fn init_spec(
+    plan: &LaunchPlan,
+    slot: u32,
+    task_id: &str,
+    cgroups: &TaskCgroups,
+    dir: &Path,
+    fault_env: Option<&str>,
+) -> InitSpec {
+    let shape = &plan.shape;
+    let mut app_env = vec![
+        ("DEMO_LISTEN".to_owned(), format!("0.0.0.0:{APP_PORT}")),
+        ("DEMO_SEED".to_owned(), (plan.seed + u64::from(slot)).to_string()),
+        ("DEMO_WORKERS".to_owned(), shape.app_workers.to_string()),
+        ("DEMO_MEMORY_LIMIT_BYTES".to_owned(), (shape.memory_mib * 1024 * 1024).to_string()),
+        (
+            "DEMO_MEMORY_USAGE_FILE".to_owned(),
+            cgroups.memory.join("memory.usage_in_bytes").display().to_string(),
+        ),
+    ];
+    if let Some(fault) = fault_env {
+        app_env.push(("DEMO_FAULT".to_owned(), fault.to_owned()));
+    }
+    let app = ContainerSpec {
+        name: "app".into(),
+        image: "vgf/demo-app:latest".into(),
+        argv: vec![plan.demo_app.display().to_string()],
+        env: app_env,
+        log_path: dir.join("app.log"),
+    };
+    let tmds_uri = format!("http://127.0.0.1:{TMDS_PORT}/v4/{}", InitSpec::docker_id(task_id, "sidecar"));
+    let sidecar = match &plan.sidecar {
+        Sidecar::None => None,
+        Sidecar::Threshold { harness, ratio } => Some(ContainerSpec {
+            name: "sidecar".into(),
+            image: "vgf/threshold:latest".into(),
+            argv: vec![
+                harness.display().to_string(),
+                "threshold".into(),
+                "--listen".into(),
+                format!("0.0.0.0:{SIDECAR_PORT}"),
+                "--memory-cgroup".into(),
+                cgroups.memory.display().to_string(),
+                "--ratio".into(),
+                ratio.to_string(),
+                "--app-health".into(),
+                format!("http://127.0.0.1:{APP_PORT}/health"),
+            ],
+            env: vec![],
+            log_path: dir.join("sidecar.log"),
+        }),
+        Sidecar::Vigil { binary, env } => {
+            let mut env = env.clone();
+            env.push(("ECS_CONTAINER_METADATA_URI_V4".into(), tmds_uri));
+            Some(ContainerSpec {
+                name: "sidecar".into(),
+                image: "vgf/vigil:latest".into(),
+                argv: vec![binary.display().to_string()],
+                env,
+                log_path: dir.join("sidecar.log"),
+            })
+        }
+    };
+    InitSpec {
+        task_id: task_id.to_owned(),
+        family: "vgf-demo".into(),
+        address: net::slot_address(slot),
+        memory_mib: shape.memory_mib,
+        cpu_vcpu: shape.cpu_vcpu,
+        cgroups: cgroups.clone(),
+        nofile: shape.nofile,
+        tmds_port: TMDS_PORT,
+        tmds_refresh_ms: shape.tmds_refresh_ms,
+        restart_policy: shape.restart_policy,
+        restart_attempt_period_s: shape.restart_attempt_period_s,
+        restart_delay_ms: shape.restart_delay_ms,
+        stop_timeout_s: shape.stop_timeout_s,
+        events_path: dir.join("events.jsonl"),
+        app,
+        sidecar,
+    }
+}
+
+impl TaskHandle {
+    /// Whether the task init has ended (the task is STOPPED); reaps it.
+    pub fn poll_exited(&mut self) -> bool {
+        if !self.exited && matches!(self.child.try_wait(), Ok(Some(_))) {
+            self.exited = true;
+            sys::forget_pid(self.child.id());
+        }
+        self.exited
+    }
+
+    /// Stops the task as ECS does (SIGTERM, SIGKILL after the stop timeout) and removes its
+    /// cgroups and namespace. Blocking; bounded by `stop_timeout + 5 s`.
+    pub fn stop(&mut self, stop_timeout: Duration) {
+        if !self.poll_exited() {
+            // unshare ignores SIGTERM while it waits: signal the task init, its only child.
+            match self.init_pid() {
+                Some(init) => sys::signal_pid(init, libc::SIGTERM),
+                None => sys::signal_pid(self.child.id(), libc::SIGTERM),
+            }
+            let deadline = std::time::Instant::now() + stop_timeout + Duration::from_secs(2);
+            while !self.poll_exited() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if !self.poll_exited() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                self.exited = true;
+                sys::forget_pid(self.child.id());
+            }
+        }
+        self.cgroups.remove();
+        net::delete_task(self.slot);
+    }
+
+    /// The task init's PID (in the harness's PID namespace): the child of the `unshare` the
+    /// harness started.
+    pub fn init_pid(&self) -> Option<u32> {
+        let pid = self.child.id();
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// The init's event log so far.
+    pub fn events(&self) -> Vec<InitEvent> {
+        read_events(&self.events_path)
+    }
+}
+
+/// Parses an init event log; unreadable lines are skipped.
+pub fn read_events(path: &Path) -> Vec<InitEvent> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}

@@ -1,0 +1,422 @@
+//! The Task Metadata Service v4 emulator's documents: `/task`, the container document and the
+//! Docker-style stats, in the shapes of the Fargate captures (cgroup v1 memory keys, the
+//! "no limit" value for containers without their own limit, `read`/`preread` stamps, task-wide
+//! `eth1` counters, `pids_stats` empty, `null` stats for a stopped container).
+//!
+//! Readers of kernel files are kept apart from the pure parsers and document builders, which the
+//! tests drive with literal text.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+/// What cgroup v1 reports as the limit of a group without one.
+pub const NO_LIMIT: u64 = 9_223_372_036_854_771_712;
+
+/// The task as the emulator describes it.
+#[derive(Debug, Clone)]
+pub struct TaskInfo {
+    pub task_id: String,
+    pub family: String,
+    pub cpu_vcpu: f64,
+    pub memory_mib: u64,
+    pub address: String,
+    pub created_at: f64,
+}
+
+/// One container's lifecycle as the task init knows it.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub name: String,
+    pub image: String,
+    pub docker_id: String,
+    pub running: bool,
+    pub started_at: Option<f64>,
+    pub finished_at: Option<f64>,
+    pub exit_code: Option<i32>,
+    /// `Some` only when the container has a restart policy.
+    pub restart_count: Option<u32>,
+}
+
+/// Raw readings of one container's cgroups.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerReading {
+    pub memory_stat: BTreeMap<String, u64>,
+    pub usage: u64,
+    pub max_usage: u64,
+    pub limit: u64,
+    pub cpu_total_ns: u64,
+    pub percpu_ns: Vec<u64>,
+    pub user_ns: u64,
+    pub system_ns: u64,
+    pub throttling: Throttling,
+}
+
+/// `cpu.stat` of the task's cpu group.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Throttling {
+    pub periods: u64,
+    pub throttled_periods: u64,
+    pub throttled_time: u64,
+}
+
+/// Network counters of one interface.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetCounters {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_dropped: u64,
+}
+
+/// One stats sample: when it was read and what the host said.
+#[derive(Debug, Clone, Default)]
+pub struct HostReading {
+    pub at: f64,
+    pub system_cpu_ns: u64,
+    pub online_cpus: u32,
+    pub net: NetCounters,
+}
+
+/// Formats Unix seconds as RFC 3339 UTC with nanoseconds, as TMDS does.
+pub fn rfc3339(unix_seconds: f64) -> String {
+    let secs = unix_seconds.floor() as i64;
+    let nanos = ((unix_seconds - secs as f64) * 1e9) as u64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Parses `key value` lines (memory.stat, cpu.stat, cpuacct.stat).
+pub fn parse_key_values(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once(' ')?;
+            Some((key.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The host's total CPU time in ns from `/proc/stat` (the `cpu` line, in USER_HZ = 100 ticks).
+pub fn parse_system_cpu_ns(proc_stat: &str) -> u64 {
+    proc_stat
+        .lines()
+        .find(|line| line.starts_with("cpu "))
+        .map(|line| {
+            line.split_whitespace().skip(1).filter_map(|n| n.parse::<u64>().ok()).sum::<u64>() * 10_000_000
+        })
+        .unwrap_or(0)
+}
+
+/// One interface's counters from `/proc/net/dev`.
+pub fn parse_net_dev(text: &str, interface: &str) -> Option<NetCounters> {
+    let line = text.lines().find(|line| line.trim_start().starts_with(&format!("{interface}:")))?;
+    let numbers: Vec<u64> =
+        line.split_once(':')?.1.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+    if numbers.len() < 12 {
+        return None;
+    }
+    Some(NetCounters {
+        rx_bytes: numbers[0],
+        rx_packets: numbers[1],
+        rx_errors: numbers[2],
+        rx_dropped: numbers[3],
+        tx_bytes: numbers[8],
+        tx_packets: numbers[9],
+        tx_errors: numbers[10],
+        tx_dropped: numbers[11],
+    })
+}
+
+/// Reads one container's cgroup files; a missing file reads as zero.
+pub fn read_container(memory: &Path, cpuacct: &Path, task_cpu: &Path) -> ContainerReading {
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    let number = |path: &Path| read(path).trim().parse::<u64>().unwrap_or(0);
+    let cpuacct_stat = parse_key_values(&read(&cpuacct.join("cpuacct.stat")));
+    let cpu_stat = parse_key_values(&read(&task_cpu.join("cpu.stat")));
+    ContainerReading {
+        memory_stat: parse_key_values(&read(&memory.join("memory.stat"))),
+        usage: number(&memory.join("memory.usage_in_bytes")),
+        max_usage: number(&memory.join("memory.max_usage_in_bytes")),
+        limit: number(&memory.join("memory.limit_in_bytes")),
+        cpu_total_ns: number(&cpuacct.join("cpuacct.usage")),
+        percpu_ns: read(&cpuacct.join("cpuacct.usage_percpu"))
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect(),
+        user_ns: cpuacct_stat.get("user").copied().unwrap_or(0) * 10_000_000,
+        system_ns: cpuacct_stat.get("system").copied().unwrap_or(0) * 10_000_000,
+        throttling: Throttling {
+            periods: cpu_stat.get("nr_periods").copied().unwrap_or(0),
+            throttled_periods: cpu_stat.get("nr_throttled").copied().unwrap_or(0),
+            throttled_time: cpu_stat.get("throttled_time").copied().unwrap_or(0),
+        },
+    }
+}
+
+/// Reads the host side of a sample: time, host CPU, and `eth1` of the caller's namespace.
+pub fn read_host(at: f64) -> HostReading {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let net = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
+    HostReading {
+        at,
+        system_cpu_ns: parse_system_cpu_ns(&stat),
+        online_cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+        net: parse_net_dev(&net, "eth1").unwrap_or_default(),
+    }
+}
+
+fn cpu_stats(reading: &ContainerReading, host: &HostReading) -> Value {
+    json!({
+        "cpu_usage": {
+            "total_usage": reading.cpu_total_ns,
+            "percpu_usage": reading.percpu_ns,
+            "usage_in_kernelmode": reading.system_ns,
+            "usage_in_usermode": reading.user_ns,
+        },
+        "system_cpu_usage": host.system_cpu_ns,
+        "online_cpus": host.online_cpus,
+        "throttling_data": {
+            "periods": reading.throttling.periods,
+            "throttled_periods": reading.throttling.throttled_periods,
+            "throttled_time": reading.throttling.throttled_time,
+        },
+    })
+}
+
+fn net_json(net: &NetCounters) -> Value {
+    json!({
+        "rx_bytes": net.rx_bytes,
+        "rx_packets": net.rx_packets,
+        "rx_errors": net.rx_errors,
+        "rx_dropped": net.rx_dropped,
+        "tx_bytes": net.tx_bytes,
+        "tx_packets": net.tx_packets,
+        "tx_errors": net.tx_errors,
+        "tx_dropped": net.tx_dropped,
+    })
+}
+
+/// One container's stats document from this sample and the previous one.
+pub fn container_stats(
+    container: &ContainerInfo,
+    now: (&ContainerReading, &HostReading),
+    before: Option<(&ContainerReading, &HostReading)>,
+) -> Value {
+    let (reading, host) = now;
+    let empty_reading = ContainerReading::default();
+    let empty_host = HostReading::default();
+    let (pre_reading, pre_host) = before.unwrap_or((&empty_reading, &empty_host));
+    let seconds = (host.at - pre_host.at).max(1e-3);
+    let rate = |now: u64, then: u64| {
+        if before.is_some() { now.saturating_sub(then) as f64 / seconds } else { 0.0 }
+    };
+    json!({
+        "read": rfc3339(host.at),
+        "preread": if before.is_some() { rfc3339(pre_host.at) } else { "0001-01-01T00:00:00Z".into() },
+        "pids_stats": {},
+        "blkio_stats": {
+            "io_service_bytes_recursive": [],
+            "io_serviced_recursive": [],
+            "io_queue_recursive": [],
+            "io_service_time_recursive": [],
+            "io_wait_time_recursive": [],
+            "io_merged_recursive": [],
+            "io_time_recursive": [],
+            "sectors_recursive": [],
+        },
+        "num_procs": 0,
+        "storage_stats": {},
+        "cpu_stats": cpu_stats(reading, host),
+        "precpu_stats": cpu_stats(pre_reading, pre_host),
+        "memory_stats": {
+            "usage": reading.usage,
+            "max_usage": reading.max_usage,
+            "stats": reading.memory_stat,
+            "limit": reading.limit,
+        },
+        "name": container.name,
+        "id": container.docker_id,
+        "networks": { "eth1": net_json(&host.net) },
+        "network_rate_stats": {
+            "rx_bytes_per_sec": rate(host.net.rx_bytes, pre_host.net.rx_bytes),
+            "tx_bytes_per_sec": rate(host.net.tx_bytes, pre_host.net.tx_bytes),
+        },
+    })
+}
+
+fn arn(kind: &str, task: &TaskInfo, suffix: &str) -> String {
+    format!("arn:aws:ecs:us-east-1:000000000000:{kind}/vgf-cluster/{}{suffix}", task.task_id)
+}
+
+/// One container's metadata document (an element of `/task`'s `Containers`).
+pub fn container_document(task: &TaskInfo, container: &ContainerInfo) -> Value {
+    let mut doc = json!({
+        "DockerId": container.docker_id,
+        "Name": container.name,
+        "DockerName": container.name,
+        "Image": container.image,
+        "ImageID": format!("sha256:{:064x}", container.name.len()),
+        "Labels": {
+            "com.amazonaws.ecs.cluster": "arn:aws:ecs:us-east-1:000000000000:cluster/vgf-cluster",
+            "com.amazonaws.ecs.container-name": container.name,
+            "com.amazonaws.ecs.task-arn": arn("task", task, ""),
+            "com.amazonaws.ecs.task-definition-family": task.family,
+            "com.amazonaws.ecs.task-definition-version": "1",
+        },
+        "DesiredStatus": "RUNNING",
+        "KnownStatus": if container.running { "RUNNING" } else { "STOPPED" },
+        "Limits": { "CPU": 0 },
+        "CreatedAt": rfc3339(task.created_at),
+        "Type": "NORMAL",
+        "ContainerARN": arn("container", task, &format!("/{}", container.name)),
+        "Networks": [{
+            "NetworkMode": "awsvpc",
+            "IPv4Addresses": [task.address],
+            "AttachmentIndex": 0,
+            "MACAddress": "0a:ff:00:00:00:01",
+            "IPv4SubnetCIDRBlock": "10.200.0.0/24",
+            "PrivateDNSName": "ip-vgf.internal",
+            "SubnetGatewayIpv4Address": "10.200.0.1/24",
+        }],
+        "Snapshotter": "overlayfs",
+    });
+    let object = doc.as_object_mut().expect("a JSON object");
+    if let Some(at) = container.started_at {
+        object.insert("StartedAt".into(), rfc3339(at).into());
+    }
+    if let Some(at) = container.finished_at {
+        object.insert("FinishedAt".into(), rfc3339(at).into());
+    }
+    if let Some(code) = container.exit_code {
+        object.insert("ExitCode".into(), code.into());
+    }
+    if let Some(count) = container.restart_count {
+        object.insert("RestartCount".into(), count.into());
+    }
+    doc
+}
+
+/// The `/task` document.
+pub fn task_document(task: &TaskInfo, containers: &[ContainerInfo]) -> Value {
+    let any_running = containers.iter().any(|c| c.running);
+    json!({
+        "Cluster": "arn:aws:ecs:us-east-1:000000000000:cluster/vgf-cluster",
+        "TaskARN": arn("task", task, ""),
+        "Family": task.family,
+        "Revision": "1",
+        "DesiredStatus": "RUNNING",
+        "KnownStatus": if any_running { "RUNNING" } else { "STOPPED" },
+        "Limits": { "CPU": task.cpu_vcpu, "Memory": task.memory_mib },
+        "PullStartedAt": rfc3339(task.created_at),
+        "PullStoppedAt": rfc3339(task.created_at),
+        "AvailabilityZone": "us-east-1a",
+        "LaunchType": "FARGATE",
+        "Containers": containers.iter().map(|c| container_document(task, c)).collect::<Vec<_>>(),
+        "ClockDrift": {
+            "ClockErrorBound": 0.5,
+            "ReferenceTimestamp": rfc3339(task.created_at.floor()),
+            "ClockSynchronizationStatus": "SYNCHRONIZED",
+        },
+        "EphemeralStorageMetrics": { "Utilized": 40, "Reserved": 20496 },
+        "FaultInjectionEnabled": false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(1_745_807_422.25), "2025-04-28T02:30:22.250000000Z");
+        assert_eq!(rfc3339(951_782_400.0), "2000-02-29T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn kernel_text_parses() {
+        let stat = parse_key_values("cache 4096\nrss 8192\ntotal_inactive_file 0\n");
+        assert_eq!(stat.get("rss"), Some(&8192));
+        assert_eq!(parse_system_cpu_ns("cpu  10 0 5 85 0 0 0 0 0 0\ncpu0 1 2 3\n"), 1_000_000_000);
+        let dev = "Inter-|   Receive\n face |bytes\n    lo: 1 2 0 0 0 0 0 0 3 4 0 0 0 0 0 0\n  eth1: 100 2 0 1 0 0 0 0 300 4 0 0 0 0 0 0\n";
+        let eth1 = parse_net_dev(dev, "eth1").unwrap();
+        assert_eq!((eth1.rx_bytes, eth1.rx_dropped, eth1.tx_bytes), (100, 1, 300));
+        assert!(parse_net_dev(dev, "eth0").is_none());
+    }
+
+    fn task() -> TaskInfo {
+        TaskInfo {
+            task_id: "0123456789abcdef0123456789abcdef".into(),
+            family: "vgf-demo".into(),
+            cpu_vcpu: 0.5,
+            memory_mib: 256,
+            address: "10.200.0.11".into(),
+            created_at: 1_745_807_422.0,
+        }
+    }
+
+    fn app(running: bool) -> ContainerInfo {
+        ContainerInfo {
+            name: "app".into(),
+            image: "vgf/demo-app".into(),
+            docker_id: "0123456789abcdef0123456789abcdef-1".into(),
+            running,
+            started_at: Some(1_745_807_423.0),
+            finished_at: None,
+            exit_code: None,
+            restart_count: Some(2),
+        }
+    }
+
+    #[test]
+    fn task_document_has_the_fargate_shape() {
+        let doc = task_document(&task(), &[app(true)]);
+        assert_eq!(doc["LaunchType"], "FARGATE");
+        assert_eq!(doc["Limits"]["Memory"], 256);
+        assert_eq!(doc["Containers"][0]["RestartCount"], 2);
+        assert_eq!(doc["Containers"][0]["KnownStatus"], "RUNNING");
+        assert!(doc["Containers"][0].get("ExitCode").is_none());
+    }
+
+    #[test]
+    fn stats_carry_v1_memory_keys_and_rates() {
+        let mut reading = ContainerReading { usage: 100, limit: NO_LIMIT, ..ContainerReading::default() };
+        reading.memory_stat.insert("total_inactive_file".into(), 10);
+        let before = HostReading { at: 10.0, ..HostReading::default() };
+        let mut now = before.clone();
+        now.at = 20.0;
+        now.net.rx_bytes = 1000;
+        let stats = container_stats(&app(true), (&reading, &now), Some((&reading, &before)));
+        assert_eq!(stats["memory_stats"]["limit"], NO_LIMIT);
+        assert_eq!(stats["memory_stats"]["stats"]["total_inactive_file"], 10);
+        assert_eq!(stats["network_rate_stats"]["rx_bytes_per_sec"], 100.0);
+        assert_eq!(stats["pids_stats"], json!({}));
+        assert_eq!(stats["preread"], rfc3339(10.0));
+    }
+}
