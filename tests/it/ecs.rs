@@ -8,6 +8,8 @@ use vigil::agent::{Agent, Mode, Shared};
 use vigil::config::Config;
 
 async fn agent_against(fake: &FakeTmds) -> (Agent, Arc<Shared>) {
+    // The fixture process table has vanishing processes on purpose: keep their warnings quiet.
+    vigil::log::init(vigil::log::Level::Error, vigil::log::Format::Json);
     let base_url = fake.base_url();
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/local");
     let config = Config::from_lookup(|name| match name {
