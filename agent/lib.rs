@@ -12,6 +12,7 @@
 //! - [`config`]: every environment variable, typed and validated at start-up.
 //! - [`log`]: one JSON (or text) line per event on stdout.
 //! - [`procfs`], [`cgroup`]: pure parsers for `/proc` and cgroup files, and their readers.
+//! - [`sockdiag`]: netlink `sock_diag`: the listening TCP sockets of vigil's own network namespace.
 //! - [`sampler`]: finds the watched processes and reads them, their cgroups and sockets.
 //! - [`tmds`]: the Task Metadata Service v4 client and its JSON types.
 //! - [`probe`]: the app's own health URL.
@@ -37,4 +38,5 @@ pub mod probe;
 pub mod procfs;
 pub mod sampler;
 pub mod server;
+pub mod sockdiag;
 pub mod tmds;

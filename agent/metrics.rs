@@ -352,6 +352,10 @@ fn local_families(snapshot: &Snapshot, out: &mut Vec<Family>) {
 
     let mut queue =
         Family::gauge("vigil_listen_queue_length", "Connections waiting to be accepted on a listening port");
+    let mut backlog = Family::gauge(
+        "vigil_listen_backlog",
+        "Accept-queue capacity of a listening port (its listen() backlog, capped by somaxconn)",
+    );
     let mut overflows = Family::counter(
         "vigil_listen_overflows",
         "Times a full accept queue refused a connection (TcpExt ListenOverflows)",
@@ -363,11 +367,15 @@ fn local_families(snapshot: &Snapshot, out: &mut Vec<Family>) {
         for listener in &net.listeners {
             let labels = || vec![("netns", netns.clone()), ("port", listener.port.to_string())];
             queue.set(labels(), f64::from(listener.queue));
+            // 0 means unknown: only sockets listed over sock_diag have a backlog.
+            if listener.backlog > 0 {
+                backlog.set(labels(), f64::from(listener.backlog));
+            }
         }
         overflows.set(label("netns", netns.clone()), opt(net.listen_overflows));
         drops.set(label("netns", netns.clone()), opt(net.listen_drops));
     }
-    out.extend([queue, overflows, drops]);
+    out.extend([queue, backlog, overflows, drops]);
 
     let mut pressure = Family::gauge(
         "vigil_pressure_ratio",

@@ -231,7 +231,7 @@ pub fn parse_cgroup(text: &str) -> Result<Membership<'_>, ParseError> {
 /// `tx_queue` column is copied into [`Listener::backlog`] as the row shows it, but the kernel
 /// prints `write_seq - snd_una` there for every state, so it is 0 for listening sockets (seen on
 /// this project's 6.x kernels: a socket with `listen(4)` shows `00000000:00000002`). The real
-/// capacity is only reported over netlink `sock_diag`.
+/// capacity is only reported over netlink `sock_diag` ([`crate::sockdiag`]).
 pub fn parse_tcp_listeners(text: &str, out: &mut Vec<Listener>) -> Result<(), ParseError> {
     for line in text.lines().skip(1) {
         let mut fields = line.split_ascii_whitespace();
@@ -441,10 +441,20 @@ impl ProcReader {
     /// The inode of the process's network namespace, from the `ns/net` link.
     pub fn read_net_namespace(&mut self, pid: u32) -> Result<u64, ReadError> {
         self.set_pid_path(pid, "ns/net");
+        self.read_namespace_link()
+    }
+
+    fn read_namespace_link(&self) -> Result<u64, ReadError> {
         let target = fs::read_link(&self.path).map_err(|error| ReadError::io(&self.path, error))?;
         let target =
             target.to_str().ok_or_else(|| ReadError::parse(&self.path, ParseError::Malformed("link")))?;
         parse_net_namespace(target).map_err(|error| ReadError::parse(&self.path, error))
+    }
+
+    /// The inode of the reading process's own network namespace, from the `self/ns/net` link.
+    pub fn read_self_net_namespace(&mut self) -> Result<u64, ReadError> {
+        self.set_root_path(format_args!("self/ns/net"));
+        self.read_namespace_link()
     }
 
     /// Appends the LISTEN sockets of `net/<file>` (`tcp` or `tcp6`) as seen by `pid`.
@@ -828,5 +838,6 @@ IpExt: 0 0 0 0 0 0 139883128 294211 0 0 0 0 0 5657 0 0 0 0
         reader.list_pids(&mut pids).unwrap();
         assert!(pids.contains(&pid));
         assert!(reader.read_stat(u32::MAX).unwrap_err().is_vanished());
+        assert_eq!(reader.read_self_net_namespace().unwrap(), reader.read_net_namespace(pid).unwrap());
     }
 }

@@ -114,12 +114,13 @@ pub struct NetReading {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Listener {
     pub port: u16,
-    /// Connections waiting to be accepted (`rx_queue` of a LISTEN row).
+    /// Connections waiting to be accepted (`idiag_rqueue` over `sock_diag`, `rx_queue` of a
+    /// LISTEN row in `/proc/net/tcp{,6}`).
     pub queue: u32,
-    /// The `tx_queue` column of the LISTEN row. Meant as the accept-queue capacity, but
-    /// `/proc/net/tcp{,6}` prints `write_seq - snd_una` there for every state, so it is 0 for
-    /// listening sockets on current kernels: treat 0 as "unknown". Only netlink `sock_diag`
-    /// (what `ss` uses) reports the real backlog.
+    /// The accept-queue capacity: the `listen()` backlog, capped by `net.core.somaxconn`
+    /// (`idiag_wqueue` over netlink `sock_diag`, for vigil's own network namespace). 0 means
+    /// unknown: a listing read from `/proc/net/tcp{,6}` has no backlog (its `tx_queue` column
+    /// is `write_seq - snd_una`, 0 for listening sockets).
     pub backlog: u32,
 }
 
@@ -259,7 +260,7 @@ pub enum Source {
     Proc,
     /// The cgroup files of the watched processes.
     Cgroup,
-    /// `/proc/<pid>/net/{tcp,tcp6,netstat}`.
+    /// Netlink `sock_diag` and `/proc/<pid>/net/{tcp,tcp6,netstat}`.
     Network,
     /// `/proc/pressure/*`.
     Pressure,

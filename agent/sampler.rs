@@ -7,6 +7,12 @@
 //! through one member process. A file that cannot be read leaves its reading `None` and adds a
 //! [`SourceError`]; nothing here fails a tick or panics.
 //!
+//! Listening sockets: in vigil's own network namespace (in an ECS `awsvpc` task, the app's too)
+//! they are listed every tick over netlink `sock_diag` ([`SockDiag`]), which is cheap and also
+//! gives each socket's backlog. Other namespaces, and vigil's own while `sock_diag` fails, are
+//! read from `/proc/<pid>/net/tcp{,6}`, which costs a walk of the kernel's whole connection
+//! table, so only every [`LISTENERS_EVERY_TICKS`] ticks.
+//!
 //! Processes that are never watched: vigil itself, kernel threads (an empty command line or
 //! the `PF_KTHREAD` flag), and, when PID 2 is the host's `kthreadd`, PID 2 and its children
 //! (user-mode helpers the kernel starts). Inside a container's PID namespace PID 2 is an
@@ -22,6 +28,7 @@ use crate::procfs::{PF_KTHREAD, ProcReader, ReadError, cmdline_to_line};
 use crate::sample::{
     CgroupReading, Listener, NetReading, Pressure, ProcessReading, Sample, Source, SourceError,
 };
+use crate::sockdiag::{MAX_LISTENERS, SockDiag};
 
 /// At most this many processes are watched (the lowest PIDs first).
 pub const MAX_PROCESSES: usize = 64;
@@ -29,8 +36,9 @@ pub const MAX_PROCESSES: usize = 64;
 /// The host's kernel thread daemon, parent of every kernel thread.
 const KTHREADD_PID: u32 = 2;
 
-/// Listening sockets are listed every this many ticks (`net/tcp` walks the kernel's whole
-/// connection table, a few milliseconds on a large host); the overflow counters every tick.
+/// Listening sockets read from `/proc` are listed every this many ticks (`net/tcp` walks the
+/// kernel's whole connection table, a few milliseconds on a large host); the overflow counters
+/// every tick. After a `sock_diag` failure it is retried on these ticks only.
 pub const LISTENERS_EVERY_TICKS: u64 = 10;
 
 /// How many distinct once-only notices are remembered before the memory is reset.
@@ -51,6 +59,22 @@ pub struct LocalSampler {
     ticks: u64,
     /// The listeners last read, per network namespace.
     listeners: Vec<(Option<u64>, Vec<Listener>)>,
+    /// vigil's own network namespace, read once from `self/ns/net` under the proc root.
+    own_namespace: OwnNamespace,
+    sock_diag: SockDiag,
+    /// Whether the last `sock_diag` listing failed.
+    sock_diag_failed: bool,
+}
+
+/// vigil's own network namespace, whose listeners `sock_diag` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OwnNamespace {
+    NotRead,
+    /// The namespace's inode.
+    Known(u64),
+    /// `self/ns/net` could not be read (a proc root that is not a live procfs): every
+    /// namespace is read from `/proc`.
+    Unknown,
 }
 
 impl LocalSampler {
@@ -66,6 +90,9 @@ impl LocalSampler {
             notices: Notices::default(),
             ticks: 0,
             listeners: Vec::new(),
+            own_namespace: OwnNamespace::NotRead,
+            sock_diag: SockDiag::new(),
+            sock_diag_failed: false,
         }
     }
 
@@ -99,6 +126,17 @@ impl LocalSampler {
         };
         if out.proc_readable {
             self.read_processes(out, errors);
+            if self.own_namespace == OwnNamespace::NotRead {
+                self.own_namespace = match self.proc.read_self_net_namespace() {
+                    Ok(inode) => OwnNamespace::Known(inode),
+                    // A proc root without `self` (a fixture) is not worth a notice.
+                    Err(error) if error.is_not_found() => OwnNamespace::Unknown,
+                    Err(error) => {
+                        self.notices.once(Source::Network, format_args!("{error}"), errors);
+                        OwnNamespace::Unknown
+                    }
+                };
+            }
             self.read_networks(out, errors);
         }
         out.pressure = self.read_pressure(errors);
@@ -183,14 +221,21 @@ impl LocalSampler {
     }
 
     /// Reads each network namespace's files once, through its first member process; if that
-    /// process has exited, through the next.
+    /// process has exited, through the next. The listeners of vigil's own namespace come from
+    /// `sock_diag` instead, unless it fails.
     fn read_networks(&mut self, out: &mut Sample, errors: &mut Vec<SourceError>) {
         let Sample { processes, networks, .. } = out;
         let refresh = self.ticks % LISTENERS_EVERY_TICKS == 0;
         self.ticks += 1;
         for (index, network) in networks.iter_mut().enumerate() {
+            let own = matches!(
+                (self.own_namespace, network.namespace),
+                (OwnNamespace::Known(own), Some(namespace)) if own == namespace
+            );
+            let from_sock_diag = own && self.list_own_listeners(&mut network.listeners, refresh, errors);
             let cached = self.listeners.iter().find(|(namespace, _)| *namespace == network.namespace);
             let list_listeners = match cached {
+                _ if from_sock_diag => false,
                 Some((_, listeners)) if !refresh => {
                     network.listeners.clone_from(listeners);
                     false
@@ -203,7 +248,7 @@ impl LocalSampler {
                     break;
                 }
             }
-            if list_listeners {
+            if list_listeners || from_sock_diag {
                 match self.listeners.iter_mut().find(|(namespace, _)| *namespace == network.namespace) {
                     Some((_, listeners)) => listeners.clone_from(&network.listeners),
                     None => self.listeners.push((network.namespace, network.listeners.clone())),
@@ -213,6 +258,43 @@ impl LocalSampler {
         if refresh {
             // Forget namespaces no watched process is in any more.
             self.listeners.retain(|(namespace, _)| networks.iter().any(|n| n.namespace == *namespace));
+        }
+    }
+
+    /// Lists the listeners of vigil's own namespace over `sock_diag` into `listeners`; false
+    /// when it failed (said once per cause) or, after a failure, until the next refresh tick.
+    fn list_own_listeners(
+        &mut self,
+        listeners: &mut Vec<Listener>,
+        refresh: bool,
+        errors: &mut Vec<SourceError>,
+    ) -> bool {
+        if self.sock_diag_failed && !refresh {
+            return false;
+        }
+        match self.sock_diag.list_listeners(listeners) {
+            Ok(dropped) => {
+                self.sock_diag_failed = false;
+                if dropped > 0 {
+                    self.notices.once(
+                        Source::Network,
+                        format_args!(
+                            "more than {MAX_LISTENERS} listening sockets: the rest are not reported"
+                        ),
+                        errors,
+                    );
+                }
+                true
+            }
+            Err(error) => {
+                self.sock_diag_failed = true;
+                self.notices.once(
+                    Source::Network,
+                    format_args!("{error}; listing listening sockets from /proc instead"),
+                    errors,
+                );
+                false
+            }
         }
     }
 
@@ -352,6 +434,7 @@ impl Notices {
 #[cfg(test)]
 mod tests {
     use std::fs;
+    use std::net::{TcpListener, TcpStream};
     use std::path::Path;
 
     use super::*;
@@ -587,6 +670,88 @@ mod tests {
             assert_eq!(listeners, expected);
             assert!(errors.iter().all(|e| !e.detail.contains("net/tcp")), "{errors:?}");
         }
+    }
+
+    /// A connection the listener has not accepted, waiting in its accept queue.
+    fn pending(listener: &TcpListener) -> TcpStream {
+        TcpStream::connect(listener.local_addr().unwrap()).unwrap()
+    }
+
+    fn sock_diag_errors(errors: &[SourceError]) -> Vec<&str> {
+        errors.iter().filter(|e| e.detail.contains("sock_diag")).map(|e| e.detail.as_str()).collect()
+    }
+
+    #[test]
+    fn lists_its_own_namespace_over_sock_diag_every_tick() {
+        // The real proc root, watching only this test process: vigil's own PID is set to one no
+        // process has, so the test process is watched, and its namespace is vigil's own.
+        let exe = std::env::current_exe().unwrap();
+        let name = exe.file_name().unwrap().to_str().unwrap();
+        let watch = Regex::new(&regex_lite::escape(name)).unwrap();
+        let mut sampler = LocalSampler::new("/proc".into(), "/sys/fs/cgroup".into(), Some(watch), 0);
+        let own = ProcReader::new("/proc").read_self_net_namespace().unwrap();
+
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _connections = [pending(&first), pending(&first)];
+        let (sample, errors) = tick(&mut sampler);
+        assert!(pids(&sample).contains(&std::process::id()));
+        let network = sample.networks.iter().find(|n| n.namespace == Some(own)).unwrap();
+        let port = first.local_addr().unwrap().port();
+        let found = network.listeners.iter().find(|l| l.port == port).copied();
+        // `/proc/net/tcp` would show the queue but a backlog of 0.
+        assert!(matches!(found, Some(Listener { queue: 2, backlog, .. }) if backlog > 0), "{found:?}");
+        assert!(network.listen_overflows.is_some(), "net/netstat is still read");
+        assert_eq!(sock_diag_errors(&errors), Vec::<&str>::new());
+        assert!(sampler.listeners.iter().any(|(namespace, _)| *namespace == Some(own)));
+
+        // The second tick lists no `/proc` files, yet sees a listener opened since the first.
+        let second = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (sample, errors) = tick(&mut sampler);
+        let network = sample.networks.iter().find(|n| n.namespace == Some(own)).unwrap();
+        let port = second.local_addr().unwrap().port();
+        let found = network.listeners.iter().find(|l| l.port == port).copied();
+        assert!(matches!(found, Some(Listener { queue: 0, backlog, .. }) if backlog > 0), "{found:?}");
+        assert_eq!(sock_diag_errors(&errors), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn falls_back_to_proc_when_sock_diag_fails_and_retries_on_refresh_ticks() {
+        // The fixture's namespace stands in for vigil's own, and the first request goes to a
+        // UDP socket, which cannot send to a netlink address.
+        let mut sampler = fixture_sampler("cgroup-v1", None);
+        sampler.own_namespace = OwnNamespace::Known(NAMESPACE);
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sampler.sock_diag = SockDiag::with_socket(udp.into());
+
+        let (first, errors) = tick(&mut sampler);
+        let from_proc = vec![
+            Listener { port: 8080, queue: 3, backlog: 0 },
+            Listener { port: 9901, queue: 0, backlog: 0 },
+            Listener { port: 9797, queue: 0, backlog: 0 },
+        ];
+        assert_eq!(first.networks[0].listeners, from_proc);
+        let said = sock_diag_errors(&errors);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].starts_with("send sock_diag request: "), "{}", said[0]);
+        assert!(said[0].ends_with("; listing listening sockets from /proc instead"), "{}", said[0]);
+
+        // Until the next refresh tick it is not retried: the `/proc` listing stands in, and
+        // nothing is said again.
+        for _ in 1..LISTENERS_EVERY_TICKS {
+            let (sample, errors) = tick(&mut sampler);
+            assert_eq!(sample.networks[0].listeners, from_proc);
+            assert_eq!(sock_diag_errors(&errors), Vec::<&str>::new());
+        }
+
+        // On the refresh tick a fresh netlink socket works: the listeners are now those of the
+        // test's real namespace, with their backlogs.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (sample, errors) = tick(&mut sampler);
+        let found = sample.networks[0].listeners.iter().find(|l| l.port == port).copied();
+        assert!(matches!(found, Some(Listener { queue: 0, backlog, .. }) if backlog > 0), "{found:?}");
+        assert_eq!(sock_diag_errors(&errors), Vec::<&str>::new());
+        assert!(!sampler.sock_diag_failed);
     }
 
     #[test]
