@@ -303,8 +303,8 @@ async fn effects_loop(demo: Arc<Demo>) {
         match spec.kind {
             FaultKind::MemLeak => {
                 let target = leak_target_bytes(spec.get("rate", 10.0), spec.get("step", 0.0), seconds);
-                let max_step = if spec.get("step", 0.0) > 0.0 { u64::MAX } else { step.max(MIB) };
-                effects.leaked.move_towards(target, max_step);
+                // The target already grows smoothly (or in steps) with time: no extra cap.
+                effects.leaked.move_towards(target, u64::MAX);
             }
             FaultKind::Sawtooth => {
                 let target = sawtooth_target_bytes(spec.get("rate", 10.0), spec.get("peak", 64.0), seconds);

@@ -97,14 +97,22 @@ pub fn summarise(events: &[Event], outcomes: &[Outcome], context: &Context) -> A
             .map(|e| e.t)
             .reduce(f64::min)
     };
-    let fault = match context.env_fault_after {
-        Some(after) => first(EventKind::AppStart, f64::MIN).map(|t| t + after),
-        None => first(EventKind::FaultInjected, f64::MIN),
+    // An environment-delivered fault counts from the app's own start, which the init logs a
+    // moment late: look for its effects from the first start on.
+    let (fault, window) = match context.env_fault_after {
+        Some(after) => {
+            let start = first(EventKind::AppStart, f64::MIN);
+            (start.map(|t| t + after), start)
+        }
+        None => {
+            let injected = first(EventKind::FaultInjected, f64::MIN);
+            (injected, injected)
+        }
     };
-    if let Some(fault) = fault {
-        let crash = first(EventKind::AppExit, fault);
-        let red = first(EventKind::HealthRed, fault);
-        let down = first(EventKind::HaproxyDown, fault);
+    if let Some((fault, window)) = fault.zip(window) {
+        let crash = first(EventKind::AppExit, window);
+        let red = first(EventKind::HealthRed, window);
+        let down = first(EventKind::HaproxyDown, window);
         summary.fault_time_s = Some(rel(fault));
         summary.crash_time_s = crash.map(rel);
         summary.health_red_time_s = red.map(rel);
@@ -112,7 +120,7 @@ pub fn summarise(events: &[Event], outcomes: &[Outcome], context: &Context) -> A
         summary.lead_time_s = crash.zip(down).map(|(c, d)| ((c - d) * 1000.0).round() / 1000.0);
         let target_crashes: Vec<f64> = events
             .iter()
-            .filter(|e| e.kind == EventKind::AppExit && is_target(e.slot) && e.t >= fault)
+            .filter(|e| e.kind == EventKind::AppExit && is_target(e.slot) && e.t >= window)
             .map(|e| e.t)
             .collect();
         if let Some(second) = target_crashes.get(1) {
