@@ -23,6 +23,7 @@
 //! | `app_errors`         | degraded | the app answered its health URL with a 5xx (e.g. a dependency is down) |
 //! | `cpu_saturated`      | degraded | CPU throttled or at the task's vCPU limit                              |
 //! | `accept_queue_full`  | degraded | a listening socket's accept queue is full or overflowing              |
+//! | `container_unhealthy`| degraded | the metadata service reports a container's own health check `UNHEALTHY` (ECS acts on essential containers itself) |
 //! | `anomaly`            | degraded | the autoencoder's score is above its calibrated threshold             |
 //! | `input_missing`      | degraded | `/proc` unreadable, or the metadata service not answering             |
 //!
@@ -34,7 +35,7 @@ use std::fmt::Write as _;
 
 use crate::features::{FeatureConfig, Features, Resource, Signals};
 use crate::restarts::{RestartFindings, RestartTracker};
-use crate::sample::{Millis, ProbeReading, Sample};
+use crate::sample::{ContainerHealth, Millis, ProbeReading, Sample};
 
 /// What the load balancer should do with this task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -76,12 +77,13 @@ pub enum Reason {
     AppErrors,
     CpuSaturated,
     AcceptQueueFull,
+    ContainerUnhealthy,
     Anomaly,
     InputMissing,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::Stopping,
         Reason::ProcessesGone,
         Reason::AppUnresponsive,
@@ -96,6 +98,7 @@ impl Reason {
         Reason::AppErrors,
         Reason::CpuSaturated,
         Reason::AcceptQueueFull,
+        Reason::ContainerUnhealthy,
         Reason::Anomaly,
         Reason::InputMissing,
     ];
@@ -116,6 +119,7 @@ impl Reason {
             Reason::AppErrors => "app_errors",
             Reason::CpuSaturated => "cpu_saturated",
             Reason::AcceptQueueFull => "accept_queue_full",
+            Reason::ContainerUnhealthy => "container_unhealthy",
             Reason::Anomaly => "anomaly",
             Reason::InputMissing => "input_missing",
         }
@@ -515,6 +519,18 @@ impl Judge {
                 None,
             ));
         }
+        if let Some(task) = &sample.task {
+            let unhealthy: Vec<&str> = task
+                .containers
+                .iter()
+                .filter(|c| c.health == Some(ContainerHealth::Unhealthy))
+                .map(|c| c.name.as_str())
+                .collect();
+            if !unhealthy.is_empty() {
+                let text = format!("container health check UNHEALTHY: {}", unhealthy.join(", "));
+                evidence.push((Reason::ContainerUnhealthy, text, None));
+            }
+        }
         if let Some(text) = anomaly {
             evidence.push((Reason::Anomaly, text, None));
         }
@@ -813,6 +829,24 @@ mod tests {
             }],
             ..TaskReading::default()
         });
+    }
+
+    #[test]
+    fn an_unhealthy_container_degrades_and_never_drains() {
+        let outcome = run(120, |t, sample| {
+            let health = if t >= 30 { ContainerHealth::Unhealthy } else { ContainerHealth::Healthy };
+            sample.task = Some(TaskReading {
+                containers: vec![ContainerReading {
+                    name: "app".into(),
+                    health: Some(health),
+                    ..ContainerReading::default()
+                }],
+                ..TaskReading::default()
+            });
+        });
+        assert!(outcome.never_drained(), "{outcome:?}");
+        assert_eq!(outcome.transitions, [(30, State::Degraded)]);
+        assert!(outcome.seen.contains(&"container_unhealthy"));
     }
 
     #[test]
