@@ -1,9 +1,15 @@
-//! The tick loop: stamp the time, read every source, judge, publish one immutable snapshot.
+//! The tick loop: stamp the time, read every source, judge, score, publish one immutable
+//! snapshot.
 //!
-//! Data flows one way. The loop owns the sampler, the metadata client, the probe and the judge;
+//! Data flows one way. The loop owns the sampler, the metadata client, the probe, the judge and
+//! the autoencoder's pipeline;
 //! the HTTP server only reads [`Shared`]: the latest [`Snapshot`], the liveness stamp and the
 //! stopping flag (which `/health` reads directly, so a stop turns it red at once, without
 //! waiting for a tick).
+//!
+//! The autoencoder scores each tick's channels after the judge has derived them from the sample,
+//! so its evidence reaches the verdict on the next tick: one interval late, which the several
+//! ticks an anomaly must last make immaterial.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -11,10 +17,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-use crate::config::Config;
+use crate::anomaly::{Calibration, Pipeline, Reading};
+use crate::config::{Config, ConfigError, ENV_MODEL, ModelSource};
 use crate::features::{FeatureConfig, Signals};
 use crate::log;
 use crate::metrics::{Metrics, SnapshotCell};
+use crate::model::{EMBEDDED_NAME, Model};
 use crate::probe::AppProbe;
 use crate::restarts::RestartFindings;
 use crate::sample::{Millis, Sample, Source, SourceError};
@@ -46,6 +54,26 @@ pub struct SourceStatus {
     pub last_error: Option<String>,
 }
 
+/// What the autoencoder made of the latest tick.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct AnomalyStatus {
+    /// Which model scores ticks; `None` with `VIGIL_MODEL=off`.
+    pub model: Option<String>,
+    /// The latest reconstruction error; `None` until the input window is full.
+    pub score: Option<f64>,
+    /// The calibrated threshold; `None` while calibrating.
+    pub threshold: Option<f64>,
+    /// Scores counted towards the threshold so far, of `calibration_ticks`.
+    pub calibrated_ticks: u32,
+    pub calibration_ticks: u32,
+    /// Consecutive scores above the threshold.
+    pub above_ticks: u32,
+    /// Whether the task counts as anomalous (evidence for `degraded`).
+    pub anomalous: bool,
+    /// Ticks on which the model failed to run.
+    pub errors_total: u64,
+}
+
 /// Everything the server shows, from one tick. Immutable once published.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
@@ -63,6 +91,7 @@ pub struct Snapshot {
     /// Forecasts and surge signals of this tick.
     pub signals: Signals,
     pub restarts: RestartFindings,
+    pub anomaly: AnomalyStatus,
     pub sample: Sample,
 }
 
@@ -77,6 +106,7 @@ impl Snapshot {
             transitions: [0; 3],
             signals: Signals::default(),
             restarts: RestartFindings::default(),
+            anomaly: AnomalyStatus::default(),
             sample: Sample::default(),
         }
     }
@@ -154,6 +184,9 @@ pub enum StartError {
     /// `VIGIL_RECORD` names a file that cannot be opened for appending.
     #[error("invalid VIGIL_RECORD: cannot append to {0}")]
     Record(String),
+    /// `VIGIL_MODEL` names a file that cannot be read or is not a usable model.
+    #[error("{0}")]
+    Model(ConfigError),
     #[error("{0}")]
     Client(String),
 }
@@ -171,6 +204,11 @@ pub struct Agent {
     error_log: ErrorLog,
     tick: u64,
     recorder: Option<Recorder>,
+    /// The autoencoder, unless `VIGIL_MODEL=off`.
+    pipeline: Option<Pipeline<Model>>,
+    anomaly: AnomalyStatus,
+    /// The anomaly evidence of the last scored tick, for the next verdict.
+    anomaly_evidence: Option<String>,
     told_capped: bool,
     told_invisible: bool,
 }
@@ -192,6 +230,19 @@ impl Agent {
             None => None,
         };
         let mode = if tmds.is_some() { Mode::Ecs } else { Mode::Local };
+        let loading = Instant::now();
+        let (model, model_name) = match load_model(&config.model)? {
+            Some((model, name)) => {
+                let took_ms = loading.elapsed().as_secs_f64() * 1000.0;
+                log::info("model_loaded", json!({"model": name, "load_ms": took_ms}));
+                (Some(model), Some(name))
+            }
+            None => {
+                log::info("model_off", json!({"detail": "VIGIL_MODEL=off: no anomaly score"}));
+                (None, None)
+            }
+        };
+        let calibration = Calibration { ticks: config.model_calibration, ..Calibration::default() };
         let mut sources: [SourceStatus; 6] = Default::default();
         for source in Source::ALL {
             sources[source.index()].enabled = match source {
@@ -235,6 +286,13 @@ impl Agent {
                 ),
                 None => None,
             },
+            pipeline: model.map(|model| Pipeline::new(model, calibration)),
+            anomaly: AnomalyStatus {
+                model: model_name,
+                calibration_ticks: calibration.ticks,
+                ..AnomalyStatus::default()
+            },
+            anomaly_evidence: None,
             told_capped: false,
             told_invisible: false,
         })
@@ -287,7 +345,8 @@ impl Agent {
         self.account(&sample, &errors);
         self.tell_once(&sample);
 
-        if let Some(transition) = self.judge.observe(&sample, self.shared.stopping(), None) {
+        let anomaly = self.anomaly_evidence.clone();
+        if let Some(transition) = self.judge.observe(&sample, self.shared.stopping(), anomaly) {
             self.transitions[state_index(transition.to)] += 1;
             let verdict = self.judge.verdict();
             log::event(
@@ -301,8 +360,10 @@ impl Agent {
             );
         }
 
+        let raw = vector::raw(&sample, self.judge.signals());
+        self.score(&raw);
         if let Some(recorder) = &mut self.recorder
-            && let Err(error) = recorder.write(sample.wall_ms, &vector::raw(&sample, self.judge.signals()))
+            && let Err(error) = recorder.write(sample.wall_ms, &raw)
         {
             log::error("record_failed", json!({"error": error.to_string(), "detail": "recording stopped"}));
             self.recorder = None;
@@ -318,9 +379,50 @@ impl Agent {
             transitions: self.transitions,
             signals: self.judge.signals().clone(),
             restarts: *self.judge.restart_findings(),
+            anomaly: self.anomaly.clone(),
             sample,
         });
         self.shared.metrics.observe_tick(started.elapsed());
+    }
+
+    /// Scores this tick's channels and keeps the evidence for the next verdict.
+    fn score(&mut self, raw: &vector::Raw) {
+        let Some(pipeline) = &mut self.pipeline else { return };
+        let started = Instant::now();
+        let pushed = pipeline.push(raw);
+        let took = started.elapsed();
+        match pushed {
+            Ok(None) => {}
+            Ok(Some(reading)) => {
+                self.shared.metrics.observe_inference(took);
+                let threshold = pipeline.detector().threshold();
+                let calibrated_now = self.anomaly.threshold.is_none() && threshold.is_some();
+                self.anomaly.calibrated_ticks = pipeline.detector().calibrated_ticks();
+                self.anomaly.threshold = threshold;
+                self.show(&reading);
+                if calibrated_now {
+                    log::info(
+                        "anomaly_calibrated",
+                        json!({"threshold": threshold, "ticks": self.anomaly.calibrated_ticks}),
+                    );
+                }
+            }
+            Err(error) => {
+                // No score is no evidence: a failing model never keeps an old anomaly alive.
+                self.anomaly_evidence = None;
+                self.anomaly.errors_total += 1;
+                if self.anomaly.errors_total == 1 {
+                    log::error("model_failed", json!({"error": error.to_string()}));
+                }
+            }
+        }
+    }
+
+    fn show(&mut self, reading: &Reading) {
+        self.anomaly.score = Some(reading.score);
+        self.anomaly.above_ticks = reading.above;
+        self.anomaly.anomalous = reading.anomalous;
+        self.anomaly_evidence = reading.evidence();
     }
 
     /// Updates per-source status and logs errors, rate-limited per source.
@@ -440,6 +542,27 @@ impl ErrorLog {
                 self.last_logged[i] = Some(at);
                 self.suppressed[i] = 0;
             }
+        }
+    }
+}
+
+/// Reads and loads the configured model, with the name it goes by; `None` when it is off.
+fn load_model(source: &ModelSource) -> Result<Option<(Model, String)>, StartError> {
+    let refuse = |value: &str, reason: String| {
+        StartError::Model(ConfigError { variable: ENV_MODEL, value: value.to_string(), reason })
+    };
+    match source {
+        ModelSource::Off => Ok(None),
+        ModelSource::Embedded => match Model::embedded() {
+            Ok(model) => Ok(Some((model, EMBEDDED_NAME.to_string()))),
+            Err(error) => Err(refuse("", format!("the embedded model: {error}"))),
+        },
+        ModelSource::File(path) => {
+            let value = path.display().to_string();
+            let bytes =
+                std::fs::read(path).map_err(|error| refuse(&value, format!("cannot read: {error}")))?;
+            let model = Model::load(&bytes).map_err(|error| refuse(&value, error.to_string()))?;
+            Ok(Some((model, value)))
         }
     }
 }

@@ -26,6 +26,8 @@ pub const ENV_CLEAR_TICKS: &str = "VIGIL_CLEAR_TICKS";
 pub const ENV_WARMUP: &str = "VIGIL_WARMUP";
 pub const ENV_RESTART_PERIOD: &str = "VIGIL_RESTART_PERIOD";
 pub const ENV_RECORD: &str = "VIGIL_RECORD";
+pub const ENV_MODEL: &str = "VIGIL_MODEL";
+pub const ENV_MODEL_CALIBRATION: &str = "VIGIL_MODEL_CALIBRATION";
 pub const ENV_TMDS: &str = "ECS_CONTAINER_METADATA_URI_V4";
 
 /// Every variable, with its default, for `--help` and the README.
@@ -53,6 +55,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         ENV_RECORD,
         "unset",
         "file to append each tick's model input channels to (CSV), for training the autoencoder",
+    ),
+    (
+        ENV_MODEL,
+        "embedded",
+        "path of an .nnef.tgz autoencoder to use instead of the embedded int8 model, or off to score nothing",
+    ),
+    (
+        ENV_MODEL_CALIBRATION,
+        "300",
+        "scores (ticks, after the first 60) the anomaly threshold is calibrated from, 30 to 100000",
     ),
     (ENV_LOG, "info", "log level: error, warn, info, debug"),
     (ENV_LOG_FORMAT, "json", "log line format: json or text"),
@@ -83,6 +95,22 @@ pub struct Config {
     pub restart_period: Duration,
     /// Where to append each tick's raw model channels, when set.
     pub record: Option<PathBuf>,
+    /// Which autoencoder scores each tick.
+    pub model: ModelSource,
+    /// Scores the anomaly threshold is calibrated from.
+    pub model_calibration: u32,
+}
+
+/// Where the autoencoder comes from. Reading and checking the file is the agent's job, at
+/// start-up; a file that cannot be used stops vigil like an invalid value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// The int8 model built into the binary.
+    Embedded,
+    /// An `.nnef.tgz` file.
+    File(PathBuf),
+    /// No model: no anomaly score.
+    Off,
 }
 
 /// A variable that is set but cannot be used.
@@ -237,6 +265,25 @@ impl Config {
 
         let record = get(ENV_RECORD).map(PathBuf::from);
 
+        let model = match get(ENV_MODEL) {
+            None => ModelSource::Embedded,
+            Some(value) if value.trim() == "off" => ModelSource::Off,
+            Some(value) => ModelSource::File(PathBuf::from(value)),
+        };
+        let model_calibration = match get(ENV_MODEL_CALIBRATION) {
+            None => 300,
+            Some(value) => match value.trim().parse::<u32>() {
+                Ok(n) if (30..=100_000).contains(&n) => n,
+                _ => {
+                    return Err(invalid(
+                        ENV_MODEL_CALIBRATION,
+                        &value,
+                        "expected a whole number of ticks from 30 to 100000",
+                    ));
+                }
+            },
+        };
+
         let tmds_url = match get(ENV_TMDS) {
             None => None,
             Some(value) => Some(parse_http_url(&value).map_err(|reason| invalid(ENV_TMDS, &value, reason))?),
@@ -260,6 +307,8 @@ impl Config {
             warmup,
             restart_period,
             record,
+            model,
+            model_calibration,
         })
     }
 }
@@ -334,6 +383,22 @@ mod tests {
         assert_eq!(config.warmup, Duration::from_secs(60));
         assert_eq!(config.restart_period, Duration::from_secs(300));
         assert!(config.watch.is_none());
+        assert_eq!(config.model, ModelSource::Embedded);
+        assert_eq!(config.model_calibration, 300);
+    }
+
+    #[test]
+    fn model_is_embedded_a_file_or_off() {
+        let cases = [
+            ("off", ModelSource::Off),
+            (" off ", ModelSource::Off),
+            ("/models/f32.nnef.tgz", ModelSource::File("/models/f32.nnef.tgz".into())),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(config(&[(ENV_MODEL, value)]).unwrap().model, expected, "{value}");
+        }
+        let config = config(&[(ENV_MODEL_CALIBRATION, "600")]).unwrap();
+        assert_eq!(config.model_calibration, 600);
     }
 
     #[test]
@@ -379,6 +444,8 @@ mod tests {
             (ENV_CLEAR_TICKS, "many"),
             (ENV_WARMUP, "2h"),
             (ENV_RESTART_PERIOD, "1ms"),
+            (ENV_MODEL_CALIBRATION, "10"),
+            (ENV_MODEL_CALIBRATION, "lots"),
         ];
         for (variable, value) in cases {
             let error = config(&[(variable, value)]).unwrap_err();

@@ -8,6 +8,7 @@
 //! - [`features`]: readings → per-resource histories, forecasts and surge signals.
 //! - [`restarts`]: crash loops, OOM restarts, shrinking uptimes.
 //! - [`vector`]: the autoencoder's input, normalised per task.
+//! - [`anomaly`]: the autoencoder's score → a per-task calibrated threshold → evidence.
 //! - [`verdict`]: evidence → healthy / degraded / draining, with reasons and hysteresis.
 //! - [`config`]: every environment variable, typed and validated at start-up.
 //! - [`log`]: one JSON (or text) line per event on stdout.
@@ -16,11 +17,14 @@
 //! - [`sampler`]: finds the watched processes and reads them, their cgroups and sockets.
 //! - [`tmds`]: the Task Metadata Service v4 client and its JSON types.
 //! - [`probe`]: the app's own health URL.
+//! - [`model`]: the autoencoder, run with tract (the only module that knows tract).
+//! - [`replay`]: recorded and NAB files through the same path offline (`vigil vectors`, `vigil replay`).
 //! - [`metrics`]: the Prometheus registry and what each tick publishes to it.
 //! - [`server`]: `/health`, `/live`, `/metrics`, `/status`.
 //! - [`agent`]: the tick loop that ties them together.
 #![forbid(unsafe_code)]
 
+pub mod anomaly;
 pub mod features;
 pub mod forecast;
 pub mod restarts;
@@ -34,8 +38,10 @@ pub mod cgroup;
 pub mod config;
 pub mod log;
 pub mod metrics;
+pub mod model;
 pub mod probe;
 pub mod procfs;
+pub mod replay;
 pub mod sampler;
 pub mod server;
 pub mod sockdiag;

@@ -36,6 +36,7 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct Metrics {
     registry: Registry,
     tick_duration: Histogram,
+    inference_duration: Histogram,
 }
 
 impl Metrics {
@@ -48,12 +49,23 @@ impl Metrics {
             "Time one tick took: reading every source and judging",
             tick_duration.clone(),
         );
+        let inference_duration =
+            Histogram::new([0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.001, 0.01]);
+        registry.register(
+            "vigil_model_inference_seconds",
+            "Time the autoencoder took to score one tick, normalisation included",
+            inference_duration.clone(),
+        );
         registry.register_collector(Box::new(SnapshotCollector { cell }));
-        Metrics { registry, tick_duration }
+        Metrics { registry, tick_duration, inference_duration }
     }
 
     pub fn observe_tick(&self, took: Duration) {
         self.tick_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn observe_inference(&self, took: Duration) {
+        self.inference_duration.observe(took.as_secs_f64());
     }
 
     /// Renders the OpenMetrics text of every metric.
@@ -279,12 +291,22 @@ fn prediction_families(snapshot: &Snapshot, out: &mut Vec<Family>) {
         "Restarts of the app within the restart window (from RestartCount, or process identity)",
     );
     restarts.one(snapshot.restarts.recent as f64);
+    let mut score = Family::gauge(
+        "vigil_anomaly_score",
+        "The autoencoder's reconstruction error on the last tick (absent: no model, or input window not full)",
+    );
+    score.one(snapshot.anomaly.score);
+    let mut threshold = Family::gauge(
+        "vigil_anomaly_threshold",
+        "The reconstruction error above which ticks count as anomalous (absent: calibrating, or no model)",
+    );
+    threshold.one(snapshot.anomaly.threshold);
     let mut crash = Family::gauge(
         "vigil_predicted_crash_seconds",
         "Seconds until the next crash if uptimes keep shrinking (absent: no such pattern)",
     );
     crash.one(snapshot.restarts.next_crash_seconds);
-    out.extend([eta, usage, restarts, crash]);
+    out.extend([eta, usage, restarts, crash, score, threshold]);
 }
 
 fn local_families(snapshot: &Snapshot, out: &mut Vec<Family>) {

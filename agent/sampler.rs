@@ -225,7 +225,7 @@ impl LocalSampler {
     /// `sock_diag` instead, unless it fails.
     fn read_networks(&mut self, out: &mut Sample, errors: &mut Vec<SourceError>) {
         let Sample { processes, networks, .. } = out;
-        let refresh = self.ticks % LISTENERS_EVERY_TICKS == 0;
+        let refresh = self.ticks.is_multiple_of(LISTENERS_EVERY_TICKS);
         self.ticks += 1;
         for (index, network) in networks.iter_mut().enumerate() {
             let own = matches!(

@@ -5,7 +5,8 @@
 //! | `/health`  | 200 `ok`, or 503 with a one-line reason: what the load balancer's check reads  |
 //! | `/live`    | 200 while the tick loop advances, 503 once it has stalled for 3 intervals      |
 //! | `/metrics` | OpenMetrics text for Prometheus                                                |
-//! | `/status`  | JSON: the verdict and its reasons, per-source freshness, the latest readings   |
+//! | `/status`  | JSON: the verdict and its reasons, per-source freshness, the anomaly score and |
+//! |            | threshold, the latest readings                                                 |
 //!
 //! `/health` and `/live` differ on purpose: `/health` says whether this task should get
 //! traffic; `/live` says whether vigil itself works. Other methods get 405, other paths 404.
@@ -198,6 +199,7 @@ pub fn status_json(shared: &Shared) -> Value {
             "recent_oom_kills": restarts.recent_oom_kills,
             "next_crash_seconds": restarts.next_crash_seconds,
         },
+        "anomaly": snapshot.anomaly,
         "readings": snapshot.sample,
     })
 }

@@ -111,6 +111,8 @@ fn invalid_configuration_exits_64_naming_the_variable() {
         ("VIGIL_LOG_FORMAT", "yaml"),
         ("ECS_CONTAINER_METADATA_URI_V4", "::"),
         ("VIGIL_RECORD", "/nonexistent-dir/record.csv"),
+        ("VIGIL_MODEL", "/nonexistent-dir/model.nnef.tgz"),
+        ("VIGIL_MODEL_CALIBRATION", "5"),
     ];
     for (name, value) in cases {
         let output = Command::new(VIGIL).env_clear().env(name, value).output().unwrap();

@@ -3,5 +3,7 @@
 mod binary;
 mod ecs;
 mod fake_tmds;
+mod model;
+mod offline;
 mod server;
 mod tmds;

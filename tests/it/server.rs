@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
-use vigil::agent::{Mode, Shared, Snapshot, SourceStatus};
+use vigil::agent::{AnomalyStatus, Mode, Shared, Snapshot, SourceStatus};
 use vigil::sample::{
     CgroupReading, CgroupVersion, ContainerHealth, ContainerReading, ContainerStats, Listener, NetReading,
     NetworkCounters, Pressure, PressureLine, ProbeReading, ProcessReading, Sample, Source, TaskReading,
@@ -180,6 +180,16 @@ pub fn full_snapshot() -> Snapshot {
         transitions: [0, 1, 0],
         signals: judge.signals().clone(),
         restarts: *judge.restart_findings(),
+        anomaly: AnomalyStatus {
+            model: Some("embedded vigil-ae-int8".into()),
+            score: Some(0.0625),
+            threshold: Some(0.25),
+            calibrated_ticks: 300,
+            calibration_ticks: 300,
+            above_ticks: 0,
+            anomalous: false,
+            errors_total: 0,
+        },
         sample,
     }
 }
@@ -241,6 +251,9 @@ async fn status_is_json_with_verdict_sources_and_readings() {
     assert_eq!(json["readings"]["processes"][0]["pid"], 7);
     assert_eq!(json["readings"]["task"]["containers"][0]["restart_count"], 2);
     assert_eq!(json["readings"]["probe"]["outcome"], "answered");
+    assert_eq!(json["anomaly"]["score"], 0.0625);
+    assert_eq!(json["anomaly"]["threshold"], 0.25);
+    assert_eq!(json["anomaly"]["model"], "embedded vigil-ae-int8");
 }
 
 #[tokio::test]
