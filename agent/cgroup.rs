@@ -90,6 +90,14 @@ impl Controller {
 /// `i64::MAX`, 9223372036854771712).
 const V1_UNLIMITED: u64 = 1 << 62;
 
+/// The smaller of two optional limits; `None` is no limit.
+fn min_limit(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Parses a file holding one number (`memory.usage_in_bytes`, `pids.current`, ...).
 pub fn parse_value(text: &str) -> Result<u64, ParseError> {
     text.trim().parse().map_err(|_| ParseError::NotANumber("cgroup value"))
@@ -502,6 +510,12 @@ impl CgroupReader {
                     reading.oom_kills = read("memory.events", |t| parse_keyed(t, "oom_kill"));
                 }
             }
+            let (file, parse): (&str, ParseU64) = match memory.version {
+                CgroupVersion::V1 => ("memory.limit_in_bytes", parse_v1_limit),
+                CgroupVersion::V2 => ("memory.max", parse_max),
+            };
+            reading.memory_limit_bytes =
+                min_limit(reading.memory_limit_bytes, self.ancestor_limit(&layout, &memory, file, parse));
         }
 
         if let Some(pids) = placed(Controller::Pids) {
@@ -510,6 +524,8 @@ impl CgroupReader {
             reading.pids_current = read("pids.current", |t| parse_value(t).map(Some));
             reading.pids_max = read("pids.max", parse_max);
             reading.pids_limit_hits = read("pids.events", |t| parse_keyed(t, "max"));
+            reading.pids_max =
+                min_limit(reading.pids_max, self.ancestor_limit(&layout, &pids, "pids.max", parse_max));
         }
 
         if let Some(cpu) = placed(Controller::Cpu) {
@@ -538,6 +554,32 @@ impl CgroupReader {
 
         self.layout = Some(layout);
         reading
+    }
+
+    /// The tightest limit set on an ancestor of `placement` below the hierarchy's mount: a
+    /// container without its own limit is bound by its task's (the kernel enforces every
+    /// level). Ancestors without the file or with an unreadable one are skipped silently: the
+    /// process's own reading already reports errors.
+    fn ancestor_limit(
+        &mut self,
+        layout: &Layout,
+        placement: &Placement<'_>,
+        file: &str,
+        parse: ParseU64,
+    ) -> Option<u64> {
+        let mut tightest = None;
+        let mut relative = placement.relative;
+        while let Some(cut) = relative.rfind('/') {
+            relative = &relative[..cut];
+            let ancestor = Placement { relative, ..*placement };
+            self.set_path(layout, &ancestor, file);
+            if read_into(&self.path, &mut self.bytes).is_ok()
+                && let Ok(limit) = parse(as_text(&self.bytes, &mut self.lossy))
+            {
+                tightest = min_limit(tightest, limit);
+            }
+        }
+        tightest
     }
 
     /// Reads and parses one file. A file missing from the top directory of a mount is not an
@@ -887,7 +929,8 @@ pgmajfault 12
             memory_inactive_file_bytes: Some(33554432),
             oom_kills: Some(1),
             pids_current: Some(5),
-            pids_max: None,
+            // `web` has no pids limit of its own: the task's (its parent's) applies.
+            pids_max: Some(1024),
             pids_limit_hits: Some(0),
             cpu_usage_usec: Some(98765432),
             cpu_periods: Some(500),

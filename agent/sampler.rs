@@ -635,7 +635,7 @@ mod tests {
                     memory_inactive_file_bytes: Some(33554432),
                     oom_kills: Some(1),
                     pids_current: Some(5),
-                    pids_max: None,
+                    pids_max: Some(1024),
                     pids_limit_hits: Some(0),
                     cpu_usage_usec: Some(98765432),
                     cpu_periods: Some(500),
