@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::fault::{FaultKind, FaultSpec};
 use crate::haproxy::{self, Haproxy, Profile};
 use crate::http;
 use crate::load::{self, Outcome};
@@ -17,6 +18,7 @@ use crate::report::{self, ArmSummary, Context, Event, EventKind};
 use crate::scenario::{Bounds, Delivery, Scenario};
 use crate::sys::unix_now;
 use crate::task::{self, APP_PORT, LaunchPlan, SIDECAR_PORT, Sidecar, TaskHandle};
+use crate::watch::{self, TaskSample};
 
 const TICK: Duration = Duration::from_millis(250);
 const WARM_UP_LIMIT_S: f64 = 60.0;
@@ -71,6 +73,8 @@ pub struct RunSetup {
     pub vigil: Option<PathBuf>,
     pub vigil_interval: String,
     pub parents: crate::cgroup::Parents,
+    /// `--record`: every vigil appends its model channels to `<dir>/<scenario>-<profile>-tN.csv`.
+    pub record: Option<PathBuf>,
 }
 
 /// Where a task is in the scheduler's life cycle.
@@ -108,6 +112,10 @@ struct Fleet {
     next_slot: u32,
     events: Arc<Mutex<Vec<Event>>>,
     stopping: Vec<tokio::task::JoinHandle<()>>,
+    /// Per-second task samples for the timeline.
+    samples: Arc<Mutex<Vec<TaskSample>>>,
+    /// Processes the harness started for a fault or for noise (stress-ng, busy loops).
+    extra_pids: Vec<u32>,
 }
 
 impl Fleet {
@@ -144,7 +152,7 @@ pub async fn run(
         note,
         ..ArmSummary::default()
     };
-    let sidecar = match sidecar_for(setup, arm, scenario.tasks.stop_timeout_s) {
+    let sidecar = match sidecar_for(setup, arm, scenario) {
         Ok(sidecar) => sidecar,
         Err(why) => return label("skipped", why),
     };
@@ -159,6 +167,10 @@ pub async fn run(
         seed: scenario.seed,
         sidecar,
         dir: dir.join("tasks"),
+        record: match (&setup.record, arm) {
+            (Some(folder), Arm::Vigil) => Some(folder.join(format!("{}-{}", scenario.name, profile.name()))),
+            _ => None,
+        },
     };
     let mut summary = match drive(scenario, arm, profile, &plan, dir).await {
         Ok(summary) => summary,
@@ -176,7 +188,8 @@ pub async fn run(
     summary
 }
 
-fn sidecar_for(setup: &RunSetup, arm: Arm, stop_timeout_s: f64) -> Result<Sidecar, String> {
+fn sidecar_for(setup: &RunSetup, arm: Arm, scenario: &Scenario) -> Result<Sidecar, String> {
+    let stop_timeout_s = scenario.tasks.stop_timeout_s;
     match arm {
         Arm::Baseline => Ok(Sidecar::None),
         Arm::Threshold => Ok(Sidecar::Threshold { harness: setup.harness.clone(), ratio: 0.9 }),
@@ -194,8 +207,16 @@ fn sidecar_for(setup: &RunSetup, arm: Arm, stop_timeout_s: f64) -> Result<Sideca
                 ("VIGIL_LOG", "info".into()),
                 // Finish draining within the task's stop timeout, as a task definition would.
                 ("VIGIL_DRAIN_SECONDS", (stop_timeout_s - 1.0).max(0.0).floor().to_string()),
+                // The task definition's restartAttemptPeriod, as an operator would set it.
+                (
+                    "VIGIL_RESTART_PERIOD",
+                    format!("{}ms", (scenario.tasks.restart_attempt_period_s * 1000.0).round() as u64),
+                ),
             ];
-            Ok(Sidecar::Vigil { binary, env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect() })
+            let mut env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            // The scenario's own settings come last and win.
+            env.extend(scenario.vigil.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Ok(Sidecar::Vigil { binary, env })
         }
     }
 }
@@ -209,8 +230,14 @@ async fn drive(
     dir: &Path,
 ) -> Result<ArmSummary, String> {
     let events = Arc::new(Mutex::new(Vec::new()));
-    let mut fleet =
-        Fleet { members: BTreeMap::new(), next_slot: 1, events: Arc::clone(&events), stopping: Vec::new() };
+    let mut fleet = Fleet {
+        members: BTreeMap::new(),
+        next_slot: 1,
+        events: Arc::clone(&events),
+        stopping: Vec::new(),
+        samples: Arc::new(Mutex::new(Vec::new())),
+        extra_pids: Vec::new(),
+    };
     let config = haproxy::render(profile, APP_PORT, arm.check_port(), &dir.join("haproxy.sock"));
     let mut balancer = Haproxy::start(dir, &config).map_err(|e| e.to_string())?;
     let mut prometheus = match arm {
@@ -228,6 +255,8 @@ async fn drive(
         p.stop();
     }
     let (outcomes, load_start) = outcome?;
+    let samples = std::mem::take(&mut *fleet.samples.lock().expect("samples lock"));
+    let _ = std::fs::write(dir.join("samples.csv"), watch::to_csv(&samples, load_start));
     let mut all_events = std::mem::take(&mut *events.lock().expect("events lock"));
     for member in fleet.members.values() {
         all_events.extend(init_events(member.slot, &member.events_path));
@@ -244,6 +273,10 @@ async fn drive(
     let context = Context { load_start, targets: &targets, benign: scenario.benign, env_fault_after };
     let mut summary = report::summarise(&all_events, &outcomes, &context);
     summary.scrapes = totals;
+    summary.target_slots = targets.clone();
+    if let Some(prefix) = &plan.record {
+        write_record_index(prefix, scenario, &summary, load_start, &targets, &all_events);
+    }
     Ok(summary)
 }
 
@@ -283,27 +316,183 @@ async fn serve(
     let load = tokio::spawn(async move { load::run(&url, &shape, load_start, duration).await });
     let mut injected = false;
     let mut cleared = false;
+    let mut noise: Option<u32> = None;
+    let mut ticks = 0u64;
     while !load.is_finished() {
         let elapsed = unix_now() - load_start;
         if let Some(fault) = scenario.fault.as_ref().filter(|f| f.deliver == Delivery::Admin) {
+            let spec = scenario.fault_spec().unwrap_or_else(FaultSpec::none);
             if !injected && elapsed >= fault.at_s {
                 injected = true;
-                let line = scenario.fault_spec().map(|s| s.to_string()).unwrap_or_default();
-                inject(fleet, &line, EventKind::FaultInjected).await;
+                if spec.kind.is_harness() {
+                    let room = fault.for_s.unwrap_or(scenario.duration_s - fault.at_s);
+                    harness_fault(fleet, &spec, room).await;
+                } else {
+                    inject(fleet, &spec.to_string(), EventKind::FaultInjected).await;
+                }
             }
             if let Some(for_s) = fault.for_s
                 && !cleared
                 && elapsed >= fault.at_s + for_s
             {
                 cleared = true;
-                inject(fleet, "none", EventKind::FaultCleared).await;
+                if spec.kind.is_harness() {
+                    clear_harness_fault(fleet, &spec);
+                } else {
+                    inject(fleet, "none", EventKind::FaultCleared).await;
+                }
             }
         }
+        if let Some(plan) = &scenario.noise {
+            if noise.is_none() && elapsed >= plan.at_s {
+                noise = start_noise(fleet, plan);
+            }
+            if let Some(pid) = noise.filter(|pid| *pid > 0 && elapsed >= plan.at_s + plan.for_s) {
+                crate::sys::stop_child(pid, Duration::from_secs(1));
+                fleet.extra_pids.retain(|p| *p != pid);
+                noise = Some(0);
+                fleet.log(0, EventKind::FaultCleared, "noise stopped");
+            }
+        }
+        if ticks.is_multiple_of(4) {
+            spawn_samples(fleet, arm, plan.shape.memory_mib * 1024 * 1024);
+        }
+        ticks += 1;
         step(fleet, plan, arm, balancer, prometheus, false).await;
         tokio::time::sleep(TICK).await;
     }
     let outcomes = load.await.map_err(|e| format!("the load client failed: {e}"))?;
     Ok((outcomes, load_start))
+}
+
+/// Samples every live task once, in the background.
+fn spawn_samples(fleet: &Fleet, arm: Arm, limit_bytes: u64) {
+    let now = unix_now();
+    for member in fleet.members.values().filter(|m| m.phase != Phase::Stopped) {
+        let Some(handle) = &member.handle else { continue };
+        let (slot, memory) = (member.slot, handle.cgroups.memory.clone());
+        let url =
+            (arm == Arm::Vigil).then(|| format!("http://{}:{SIDECAR_PORT}/status", net::slot_address(slot)));
+        let samples = Arc::clone(&fleet.samples);
+        tokio::spawn(async move {
+            let sample = watch::sample(now, slot, &memory, limit_bytes, url.as_deref()).await;
+            samples.lock().expect("samples lock").push(sample);
+        });
+    }
+}
+
+/// Applies a harness fault (kill, packet loss, I/O stress) to every target task still serving;
+/// `room` bounds how long a started stressor may run, seconds.
+async fn harness_fault(fleet: &mut Fleet, spec: &FaultSpec, room: f64) {
+    let line = spec.to_string();
+    let targets: Vec<u32> =
+        fleet.members.values().filter(|m| m.target && m.phase == Phase::Serving).map(|m| m.slot).collect();
+    for slot in targets {
+        // Logged with the moment before the action: a killed app's exit is logged within
+        // milliseconds, and must not come before its cause.
+        let at = unix_now();
+        let detail = match spec.kind {
+            FaultKind::Kill => {
+                let url = format!("http://{}:{}/vgf/kill", net::slot_address(slot), task::TMDS_PORT);
+                match http::call(&http::client(0), "POST", &url, "", Duration::from_secs(2)).await {
+                    Ok(answer) => format!("{line}: {}", String::from_utf8_lossy(&answer.body).trim()),
+                    Err(e) => format!("{line}: {e}"),
+                }
+            }
+            FaultKind::PacketLoss => {
+                let rules = packet_loss_rules(spec.get("percent", 10.0));
+                match crate::sys::run_with_input(
+                    "ip",
+                    &["netns", "exec", &net::slot_netns(slot), "nft", "-f", "-"],
+                    &rules,
+                ) {
+                    Ok(()) => line.clone(),
+                    Err(e) => format!("{line}: {e}"),
+                }
+            }
+            FaultKind::IoStress => {
+                let member = &fleet.members[&slot];
+                let Some(handle) = &member.handle else { continue };
+                match task::spawn_in_app_cgroups(handle, spec.get("workers", 2.0) as u32, room) {
+                    Ok(pid) => {
+                        fleet.extra_pids.push(pid);
+                        format!("{line}: stress-ng pid {pid}")
+                    }
+                    Err(e) => format!("{line}: {e}"),
+                }
+            }
+            _ => continue,
+        };
+        fleet.events.lock().expect("events lock").push(Event {
+            t: at,
+            slot,
+            kind: EventKind::FaultInjected,
+            detail,
+        });
+    }
+}
+
+/// The nftables table that drops `percent` % of the packets arriving on `eth1` for the app port.
+pub fn packet_loss_rules(percent: f64) -> String {
+    let percent = percent.clamp(0.0, 100.0).round() as u32;
+    format!(
+        "table inet vgf_loss {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    \
+         iifname \"eth1\" tcp dport {APP_PORT} numgen random mod 100 < {percent} counter drop\n  }}\n}}\n"
+    )
+}
+
+/// Ends a harness fault early (its `for_s` ran out).
+fn clear_harness_fault(fleet: &mut Fleet, spec: &FaultSpec) {
+    match spec.kind {
+        FaultKind::PacketLoss => {
+            let slots: Vec<u32> =
+                fleet.members.values().filter(|m| m.target && m.handle.is_some()).map(|m| m.slot).collect();
+            for slot in slots {
+                let _ = crate::sys::run(
+                    "ip",
+                    &["netns", "exec", &net::slot_netns(slot), "nft", "delete", "table", "inet", "vgf_loss"],
+                );
+                fleet.log(slot, EventKind::FaultCleared, "packet loss removed");
+            }
+        }
+        FaultKind::IoStress => {
+            for pid in std::mem::take(&mut fleet.extra_pids) {
+                crate::sys::stop_child(pid, Duration::from_secs(2));
+            }
+            fleet.log(0, EventKind::FaultCleared, "io stress stopped");
+        }
+        _ => {}
+    }
+}
+
+/// Starts the noisy neighbour: `vigil-fault burn` outside every task.
+fn start_noise(fleet: &mut Fleet, plan: &crate::scenario::Noise) -> Option<u32> {
+    let harness = std::env::current_exe().ok()?;
+    let child = std::process::Command::new(harness)
+        .args(["burn", &plan.threads.to_string(), &format!("{}", plan.for_s.ceil() as u64 + 1)])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match child {
+        Ok(child) => {
+            let pid = child.id();
+            crate::sys::register_pid(pid);
+            fleet.extra_pids.push(pid);
+            fleet.log(
+                0,
+                EventKind::FaultInjected,
+                format!("noise: {} busy threads, pid {pid}", plan.threads),
+            );
+            // Reaped by the stop; the handle itself is not needed.
+            std::mem::forget(child);
+            Some(pid)
+        }
+        Err(e) => {
+            fleet.log(0, EventKind::FaultInjected, format!("noise failed: {e}"));
+            Some(0)
+        }
+    }
 }
 
 fn warm_up_failure(fleet: &Fleet) -> String {
@@ -519,6 +708,9 @@ fn stop_member(fleet: &mut Fleet, slot: u32, stop_timeout_s: f64) {
 
 /// Stops every task and waits for all stops to finish.
 async fn teardown(fleet: &mut Fleet, scenario: &Scenario) {
+    for pid in std::mem::take(&mut fleet.extra_pids) {
+        crate::sys::stop_child(pid, Duration::from_secs(2));
+    }
     let slots: Vec<u32> = fleet.members.keys().copied().collect();
     for slot in slots {
         if let Some(member) = fleet.members.get_mut(&slot) {
@@ -574,7 +766,68 @@ fn write_timeline(dir: &Path, events: &[Event], outcomes: &[Outcome], load_start
     let _ = std::fs::write(dir.join("requests.csv"), csv);
 }
 
+/// Writes `<prefix>.json` beside the recordings: when the load and the fault started (Unix ms),
+/// which task slots the fault hit, and each slot's life span, so ticks can be labelled.
+fn write_record_index(
+    prefix: &Path,
+    scenario: &Scenario,
+    summary: &ArmSummary,
+    load_start: f64,
+    targets: &[u32],
+    events: &[Event],
+) {
+    let ms = |t: f64| (t * 1000.0).round() as i64;
+    let mut slots = BTreeMap::new();
+    for event in events {
+        let span = slots.entry(event.slot).or_insert((event.t, event.t));
+        span.0 = span.0.min(event.t);
+        span.1 = span.1.max(event.t);
+    }
+    let index = serde_json::json!({
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "benign": scenario.benign,
+        "fault": scenario.fault.as_ref().map(|f| format!("{} {}", f.kind, f.params).trim().to_owned()),
+        "load_start_unix_ms": ms(load_start),
+        "fault_start_unix_ms": summary.fault_time_s.map(|t| ms(load_start + t)),
+        "fault_end_unix_ms": scenario
+            .fault
+            .as_ref()
+            .and_then(|f| f.for_s.map(|d| ms(load_start + f.at_s + d))),
+        "target_slots": targets,
+        "slots": slots
+            .iter()
+            .map(|(slot, (first, last))| serde_json::json!({"slot": slot, "first_unix_ms": ms(*first), "last_unix_ms": ms(*last)}))
+            .collect::<Vec<_>>(),
+    });
+    let path = PathBuf::from(format!("{}.json", prefix.display()));
+    let _ = std::fs::write(path, serde_json::to_string_pretty(&index).unwrap_or_default());
+}
+
 /// Removes the per-arm work files that are large and of no later use.
 pub fn prune(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir.join("tsdb"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packet_loss_drops_a_share_of_the_app_port_on_eth1_only() {
+        let rules = packet_loss_rules(20.0);
+        assert!(rules.starts_with("table inet vgf_loss {\n  chain input {\n"), "{rules}");
+        assert!(
+            rules.contains("    iifname \"eth1\" tcp dport 8080 numgen random mod 100 < 20 counter drop\n")
+        );
+        assert!(packet_loss_rules(250.0).contains("< 100 counter"));
+    }
+
+    #[test]
+    fn arms_parse_and_check_their_ports() {
+        assert_eq!(Arm::parse("vigil"), Some(Arm::Vigil));
+        assert_eq!(Arm::parse("other"), None);
+        assert_eq!(Arm::Baseline.check_port(), APP_PORT);
+        assert_eq!(Arm::Threshold.check_port(), SIDECAR_PORT);
+    }
 }

@@ -24,6 +24,8 @@ pub const ENV_SEED: &str = "DEMO_SEED";
 pub const ENV_WORKERS: &str = "DEMO_WORKERS";
 pub const ENV_MEMORY_LIMIT_BYTES: &str = "DEMO_MEMORY_LIMIT_BYTES";
 pub const ENV_MEMORY_USAGE_FILE: &str = "DEMO_MEMORY_USAGE_FILE";
+pub const ENV_DISK_DIR: &str = "DEMO_DISK_DIR";
+pub const ENV_DISK_LIMIT_BYTES: &str = "DEMO_DISK_LIMIT_BYTES";
 
 const MIB: u64 = 1024 * 1024;
 const PAGE: usize = 4096;
@@ -38,6 +40,9 @@ pub struct DemoConfig {
     pub workers: usize,
     pub memory_limit_bytes: Option<u64>,
     pub memory_usage_file: Option<String>,
+    /// The task's ephemeral storage (a folder) and its reserved size.
+    pub disk_dir: Option<String>,
+    pub disk_limit_bytes: Option<u64>,
 }
 
 /// Why the configuration is unusable.
@@ -72,6 +77,8 @@ impl DemoConfig {
             workers: number(ENV_WORKERS, 2)?.clamp(1, 16) as usize,
             memory_limit_bytes: (limit > 0).then_some(limit),
             memory_usage_file: lookup(ENV_MEMORY_USAGE_FILE),
+            disk_dir: lookup(ENV_DISK_DIR),
+            disk_limit_bytes: Some(number(ENV_DISK_LIMIT_BYTES, 0)?).filter(|b| *b > 0),
         })
     }
 }
@@ -163,10 +170,12 @@ struct Applied {
 }
 
 impl Applied {
-    /// Seconds the fault has been in effect, or `None` before its `after` has passed.
+    /// Seconds the fault has been in effect, or `None` before its `after` has passed or after
+    /// its `for` has run out.
     fn active_seconds(&self, now: Instant) -> Option<f64> {
         let elapsed = now.duration_since(self.at).as_secs_f64() - self.spec.after_seconds();
-        (elapsed >= 0.0).then_some(elapsed)
+        let within = self.spec.for_seconds().is_none_or(|limit| elapsed <= limit);
+        (elapsed >= 0.0 && within).then_some(elapsed)
     }
 }
 
@@ -177,6 +186,8 @@ struct Effects {
     sawtooth: Ballast,
     files: Vec<File>,
     threads: u64,
+    /// Bytes written by the disk fill so far.
+    disk_written: u64,
 }
 
 /// The app's shared state.
@@ -187,6 +198,8 @@ pub struct Demo {
     /// Bumped at every new spec so busy threads of an old `cpu` fault stop.
     generation: Arc<AtomicU64>,
     requests: AtomicU64,
+    /// Set once the disk fill has met the end of the task's ephemeral storage.
+    disk_full: std::sync::atomic::AtomicBool,
 }
 
 impl Demo {
@@ -199,6 +212,7 @@ impl Demo {
             effects: Mutex::new(Effects::default()),
             generation: Arc::new(AtomicU64::new(0)),
             requests: AtomicU64::new(0),
+            disk_full: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -244,6 +258,9 @@ async fn handle(demo: Arc<Demo>, request: Request<Incoming>) -> Response<Body> {
                 return http::text(StatusCode::SERVICE_UNAVAILABLE, "dependency unavailable\n");
             }
         }
+    }
+    if path == "/tx" && demo.disk_full.load(Ordering::Relaxed) {
+        return http::text(StatusCode::INSUFFICIENT_STORAGE, "cannot write the journal: disk full\n");
     }
     match path.as_str() {
         "/health" => http::text(StatusCode::OK, "ok\n"),
@@ -297,7 +314,13 @@ async fn effects_loop(demo: Arc<Demo>) {
     loop {
         ticker.tick().await;
         let (spec, active) = demo.current(Instant::now());
-        let Some(seconds) = active else { continue };
+        let Some(seconds) = active else {
+            // A `cpu` fault whose `for` ran out: stop its busy threads.
+            if cpu_generation.take().is_some() {
+                demo.generation.fetch_add(1, Ordering::SeqCst);
+            }
+            continue;
+        };
         let step = (spec.get("rate", 10.0) * TICK.as_secs_f64() * MIB as f64) as u64;
         let mut effects = demo.effects.lock().expect("effects lock");
         match spec.kind {
@@ -340,8 +363,46 @@ async fn effects_loop(demo: Arc<Demo>) {
                     }
                 }
             }
-            FaultKind::None | FaultKind::Hang | FaultKind::Latency | FaultKind::Errors => {}
+            FaultKind::DiskFill => disk_fill_step(&demo, &spec, &mut effects, seconds),
+            FaultKind::None
+            | FaultKind::Hang
+            | FaultKind::Latency
+            | FaultKind::Errors
+            | FaultKind::Kill
+            | FaultKind::PacketLoss
+            | FaultKind::IoStress => {}
         }
+    }
+}
+
+/// Writes towards `rate` MB/s × seconds on the task's ephemeral storage; marks the disk full when
+/// the reservation is used up or a write fails.
+fn disk_fill_step(demo: &Demo, spec: &FaultSpec, effects: &mut Effects, seconds: f64) {
+    use std::io::Write as _;
+    let (Some(dir), Some(limit)) = (demo.config.disk_dir.as_deref(), demo.config.disk_limit_bytes) else {
+        return;
+    };
+    if demo.disk_full.load(Ordering::Relaxed) {
+        return;
+    }
+    let target = leak_target_bytes(spec.get("rate", 4.0), 0.0, seconds).min(limit);
+    let path = std::path::Path::new(dir).join("fill.bin");
+    let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(&path) else {
+        demo.disk_full.store(true, Ordering::Relaxed);
+        return;
+    };
+    let chunk = vec![0x5au8; 64 * 1024];
+    while effects.disk_written < target {
+        let n = chunk.len().min((target - effects.disk_written) as usize);
+        if file.write_all(&chunk[..n]).is_err() {
+            demo.disk_full.store(true, Ordering::Relaxed);
+            return;
+        }
+        effects.disk_written += n as u64;
+    }
+    if effects.disk_written >= limit {
+        eprintln!("demo-app: ephemeral storage full ({limit} bytes)");
+        demo.disk_full.store(true, Ordering::Relaxed);
     }
 }
 

@@ -34,6 +34,17 @@ pub enum FaultKind {
     Sawtooth,
     /// Grow by `rate` MB/s until the task's memory reaches `percent` % of its limit, then hold.
     Plateau,
+    /// Write `rate` MB/s to a file on the task's ephemeral storage; once it is full, answer
+    /// transactions with 507 (the app cannot write its journal).
+    DiskFill,
+    /// Harness: SIGKILL the app once (FIS `aws:ecs:task-kill-process`).
+    Kill,
+    /// Harness: drop `percent` % of the packets to the app port inside the task's namespace
+    /// (nftables; FIS `aws:ecs:task-network-packet-loss`).
+    PacketLoss,
+    /// Harness: `workers` stress-ng I/O workers inside the task's cgroups (FIS
+    /// `aws:ecs:task-io-stress`).
+    IoStress,
 }
 
 impl FaultKind {
@@ -51,11 +62,20 @@ impl FaultKind {
             FaultKind::Cpu => "cpu",
             FaultKind::Sawtooth => "sawtooth",
             FaultKind::Plateau => "plateau",
+            FaultKind::DiskFill => "disk-fill",
+            FaultKind::Kill => "kill",
+            FaultKind::PacketLoss => "packet-loss",
+            FaultKind::IoStress => "io-stress",
         }
     }
 
+    /// Whether the harness applies this kind (the demo app ignores it).
+    pub fn is_harness(self) -> bool {
+        matches!(self, FaultKind::Kill | FaultKind::PacketLoss | FaultKind::IoStress)
+    }
+
     /// Every kind, for error messages and documentation.
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 15] = [
         FaultKind::None,
         FaultKind::MemLeak,
         FaultKind::FdLeak,
@@ -67,24 +87,30 @@ impl FaultKind {
         FaultKind::Cpu,
         FaultKind::Sawtooth,
         FaultKind::Plateau,
+        FaultKind::DiskFill,
+        FaultKind::Kill,
+        FaultKind::PacketLoss,
+        FaultKind::IoStress,
     ];
 
     fn parse(word: &str) -> Option<FaultKind> {
         FaultKind::ALL.into_iter().find(|kind| kind.name() == word)
     }
 
-    /// The parameters this kind reads; anything else in a spec is an error.
+    /// The parameters this kind reads besides `after` and `for`; anything else is an error.
     fn keys(self) -> &'static [&'static str] {
         match self {
-            FaultKind::None | FaultKind::Hang => &["after"],
-            FaultKind::MemLeak => &["after", "rate", "step"],
-            FaultKind::FdLeak | FaultKind::ThreadLeak => &["after", "rate"],
-            FaultKind::Latency => &["after", "rate", "max", "health"],
-            FaultKind::Crash => &["after", "code"],
-            FaultKind::Errors => &["after", "ratio"],
-            FaultKind::Cpu => &["after", "threads"],
-            FaultKind::Sawtooth => &["after", "rate", "peak"],
-            FaultKind::Plateau => &["after", "rate", "percent"],
+            FaultKind::None | FaultKind::Hang | FaultKind::Kill => &[],
+            FaultKind::MemLeak => &["rate", "step"],
+            FaultKind::FdLeak | FaultKind::ThreadLeak | FaultKind::DiskFill => &["rate"],
+            FaultKind::Latency => &["rate", "max", "health"],
+            FaultKind::Crash => &["code"],
+            FaultKind::Errors => &["ratio"],
+            FaultKind::Cpu => &["threads"],
+            FaultKind::Sawtooth => &["rate", "peak"],
+            FaultKind::Plateau => &["rate", "percent"],
+            FaultKind::PacketLoss => &["percent"],
+            FaultKind::IoStress => &["workers"],
         }
     }
 }
@@ -125,7 +151,7 @@ impl FaultSpec {
         let mut params = BTreeMap::new();
         for word in words {
             let (key, value) = word.split_once('=').ok_or_else(|| SpecError::NotKeyValue(word.into()))?;
-            if !kind.keys().contains(&key) {
+            if !(kind.keys().contains(&key) || key == "after" || key == "for") {
                 return Err(SpecError::UnknownKey { kind: kind.name(), key: key.into() });
             }
             let value: f64 = value.parse().map_err(|_| SpecError::NotNumber(word.into()))?;
@@ -142,6 +168,11 @@ impl FaultSpec {
     /// Seconds from the moment the spec is applied until it takes effect.
     pub fn after_seconds(&self) -> f64 {
         self.get("after", 0.0).max(0.0)
+    }
+
+    /// How long the fault lasts once in effect (`for`); `None` is for ever.
+    pub fn for_seconds(&self) -> Option<f64> {
+        self.params.get("for").map(|s| s.max(0.0))
     }
 }
 
@@ -192,6 +223,11 @@ mod tests {
         check("crash code", Err(SpecError::NotKeyValue("code".into())));
         check("crash code=x", Err(SpecError::NotNumber("code=x".into())));
         check("hang rate=1", Err(SpecError::UnknownKey { kind: "hang", key: "rate".into() }));
+        check("cpu threads=2 for=20", Ok("cpu for=20 threads=2"));
+        check("packet-loss percent=10", Ok("packet-loss percent=10"));
+        assert_eq!(FaultSpec::parse("cpu for=20").unwrap().for_seconds(), Some(20.0));
+        assert_eq!(FaultSpec::parse("cpu").unwrap().for_seconds(), None);
+        assert!(FaultKind::Kill.is_harness() && !FaultKind::DiskFill.is_harness());
     }
 
     #[test]

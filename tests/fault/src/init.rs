@@ -56,6 +56,11 @@ pub struct InitSpec {
     pub restart_delay_ms: u64,
     pub stop_timeout_s: f64,
     pub events_path: PathBuf,
+    /// The task's ephemeral storage: a folder, and its reservation in MiB.
+    #[serde(default)]
+    pub disk_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub ephemeral_mib: u64,
     pub app: ContainerSpec,
     pub sidecar: Option<ContainerSpec>,
 }
@@ -143,6 +148,8 @@ fn initial_state(spec: &InitSpec) -> Shared {
             memory_mib: spec.memory_mib,
             address: spec.address.clone(),
             created_at: unix_now(),
+            storage_utilized_mib: IMAGE_MIB,
+            storage_reserved_mib: spec.ephemeral_mib,
         },
         app: container(&spec.app, spec.restart_policy),
         sidecar: spec.sidecar.as_ref().map(|c| container(c, false)),
@@ -353,6 +360,18 @@ fn exited(
     );
 }
 
+/// Ephemeral storage the image layers take before the app writes anything, MiB.
+pub const IMAGE_MIB: u64 = 40;
+
+/// Bytes of the regular files directly in `dir`.
+fn folder_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries.filter_map(|e| e.ok()?.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+        })
+        .unwrap_or(0)
+}
+
 static OOM_SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn oom_kills_rose(spec: &InitSpec) -> bool {
@@ -395,7 +414,12 @@ async fn refresh_stats(spec: InitSpec, state: State) {
             document.insert(container.docker_id.clone(), stats);
             readings.push((container.name.clone(), reading));
         }
-        state.lock().expect("state lock").stats = Value::Object(document);
+        let utilized = IMAGE_MIB + spec.disk_dir.as_deref().map_or(0, folder_bytes) / (1024 * 1024);
+        {
+            let mut shared = state.lock().expect("state lock");
+            shared.stats = Value::Object(document);
+            shared.task.storage_utilized_mib = utilized;
+        }
         previous = readings;
         previous_host = Some(host);
     }

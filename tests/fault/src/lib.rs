@@ -15,6 +15,8 @@
 //! - [`cgroup`], [`net`]: a task's cgroups; the harness and task namespaces.
 //! - [`task`]: launching and stopping a task from the harness.
 //! - [`haproxy`], [`prometheus`], [`load`]: the load balancer, the scraper, the client.
+//! - [`watch`]: per-second task samples (memory, vigil's state and forecasts) for the plots.
+//! - [`plot`]: the PNG timeline of a scenario.
 //! - [`arm`]: one arm of one scenario, with the ECS scheduler emulation.
 
 pub mod fault;
@@ -30,7 +32,9 @@ pub mod http;
 pub mod init;
 pub mod load;
 pub mod net;
+pub mod plot;
 pub mod prometheus;
 pub mod sys;
 pub mod task;
 pub mod threshold;
+pub mod watch;

@@ -13,14 +13,14 @@ use anyhow::{Context, Result, bail};
 use vigil_fault::arm::{self, Arm, RunSetup};
 use vigil_fault::cgroup::Parents;
 use vigil_fault::haproxy::Profile;
-use vigil_fault::report::{self, ArmSummary};
+use vigil_fault::report::{self, ArmSummary, Compared};
 use vigil_fault::{init, net, scenario, sys, threshold};
 
 const USAGE: &str = "\
 usage:
   vigil-fault run <scenario.toml | folder> [--arms baseline,threshold,vigil]
                   [--profiles fast,alb] [--out DIR] [--vigil PATH]
-                  [--vigil-interval 1s] [--check]
+                  [--vigil-interval 1s] [--record DIR] [--check]
   vigil-fault cleanup
 needs root: it creates network namespaces, cgroups and veths (all named vgf-*).
 ";
@@ -36,6 +36,7 @@ struct RunOptions {
     out: PathBuf,
     vigil: Option<PathBuf>,
     vigil_interval: String,
+    record: Option<PathBuf>,
     check: bool,
 }
 
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         Some("cleanup") => with_root(cleanup),
         Some("task-init") => task_init(&args[1..]),
         Some("threshold") => threshold_sidecar(&args[1..]),
+        Some("burn") => burn(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -83,6 +85,7 @@ fn parse_run_options(args: &[String]) -> Result<RunOptions> {
         out: PathBuf::from("results"),
         vigil: None,
         vigil_interval: "1s".into(),
+        record: None,
         check: false,
     };
     let mut rest = args.iter();
@@ -104,6 +107,7 @@ fn parse_run_options(args: &[String]) -> Result<RunOptions> {
             "--out" => options.out = PathBuf::from(value()?),
             "--vigil" => options.vigil = Some(PathBuf::from(value()?)),
             "--vigil-interval" => options.vigil_interval = value()?.clone(),
+            "--record" => options.record = Some(PathBuf::from(value()?)),
             "--check" => options.check = true,
             path if !path.starts_with('-') && options.path.as_os_str().is_empty() => {
                 options.path = PathBuf::from(path);
@@ -147,7 +151,15 @@ fn run(args: &[String]) -> Result<ExitCode> {
     }));
     let out = options.out.join(format!("run-{}", sys::unix_now() as u64));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let record = match &options.record {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            Some(std::fs::canonicalize(dir)?)
+        }
+        None => None,
+    };
     let setup = RunSetup {
+        record,
         vigil: vigil_binary(&options, &harness),
         harness,
         demo_app,
@@ -217,9 +229,21 @@ async fn run_all(
                 summaries.push(summary);
             }
         }
-        if scenario.expect.vigil_fewer_errors_than_baseline {
-            report::check_vigil_beats_baseline(&mut summaries, &scenario.name);
+        for png in vigil_fault::plot::draw_scenario(&out.join(&scenario.name), &scenario.name) {
+            eprintln!("vigil-fault:   timeline {}", png.display());
         }
+        if scenario.expect.vigil_fewer_errors_than_baseline {
+            report::check_vigil_beats_baseline(&mut summaries, &scenario.name, Compared::ClientErrors);
+        }
+        if scenario.expect.vigil_fewer_errors_after_pattern_than_baseline {
+            report::check_vigil_beats_baseline(&mut summaries, &scenario.name, Compared::ErrorsAfterPattern);
+        }
+        // Keep the results so far, in case the run is interrupted.
+        let _ = std::fs::write(
+            out.join("summary.json"),
+            serde_json::to_string_pretty(&summaries).unwrap_or_default(),
+        );
+        let _ = std::fs::write(out.join("summary.md"), report::markdown(&summaries));
     }
     summaries
 }
@@ -248,6 +272,30 @@ fn task_init(args: &[String]) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let code = runtime.block_on(init::run(spec));
     Ok(ExitCode::from(code as u8))
+}
+
+/// `burn <threads> <seconds>`: the noisy neighbour, busy threads outside every task.
+fn burn(args: &[String]) -> Result<ExitCode> {
+    let threads: u32 = args.first().context("burn needs a thread count")?.parse()?;
+    let seconds: u64 = args.get(1).context("burn needs seconds")?.parse()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds.min(3600));
+    let workers: Vec<_> = (0..threads.clamp(1, 8))
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut x = u64::from(i);
+                while std::time::Instant::now() < deadline {
+                    for _ in 0..100_000 {
+                        x = vigil_fault::demo::splitmix64(x);
+                    }
+                    std::hint::black_box(x);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.join();
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn threshold_sidecar(args: &[String]) -> Result<ExitCode> {

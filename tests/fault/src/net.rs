@@ -59,6 +59,9 @@ pub fn create_task(slot: u32) -> Result<String, SysError> {
     let address = format!("{}/24", slot_address(slot));
     ip(&["-n", &name, "addr", "add", &address, "dev", "eth1"])?;
     ip(&["-n", &name, "link", "set", "eth1", "up"])?;
+    // An earlier arm's task in this slot had another MAC: forget it, or the harness keeps
+    // sending to the old one until the neighbour entry times out.
+    let _ = ip(&["-n", HARNESS_NS, "neigh", "flush", "to", &slot_address(slot)]);
     Ok(name)
 }
 

@@ -67,11 +67,21 @@ pub struct ArmSummary {
     pub false_drains: u64,
     pub drains: u64,
     pub replacements: u64,
-    pub errors_after_second_crash: Option<u64>,
+    /// A fault target's second restart (its app's third start) plus [`PATTERN_GRACE_S`]: from
+    /// then on the restarts form the crash-loop pattern.
+    pub pattern_time_s: Option<f64>,
+    /// Client errors sent after `pattern_time_s`.
+    pub errors_after_pattern: Option<u64>,
     pub scrapes: Option<ScrapeTotals>,
+    /// The task slots the fault hit (tN folders).
+    pub target_slots: Vec<u32>,
     /// The expectation checks that failed (empty when all passed or none applied).
     pub failed_checks: Vec<String>,
 }
+
+/// Seconds after a target's second restart from which client errors count as errors after the
+/// crash-loop pattern: the restarted app needs a moment before it accepts connections again.
+pub const PATTERN_GRACE_S: f64 = 0.5;
 
 /// What the reduction needs to know about the run.
 pub struct Context<'a> {
@@ -118,14 +128,20 @@ pub fn summarise(events: &[Event], outcomes: &[Outcome], context: &Context) -> A
         summary.health_red_time_s = red.map(rel);
         summary.haproxy_down_time_s = down.map(rel);
         summary.lead_time_s = crash.zip(down).map(|(c, d)| ((c - d) * 1000.0).round() / 1000.0);
-        let target_crashes: Vec<f64> = events
+        // The pattern: the earliest second restart (third app start) of any target, plus the
+        // moment the restarted app needs to listen again (the tail of the second crash's outage).
+        let pattern = context
+            .targets
             .iter()
-            .filter(|e| e.kind == EventKind::AppExit && is_target(e.slot) && e.t >= window)
-            .map(|e| e.t)
-            .collect();
-        if let Some(second) = target_crashes.get(1) {
-            let after = outcomes.iter().filter(|o| o.t > *second && !o.ok()).count();
-            summary.errors_after_second_crash = Some(after as u64);
+            .filter_map(|slot| {
+                events.iter().filter(|e| e.kind == EventKind::AppStart && e.slot == *slot).nth(2).map(|e| e.t)
+            })
+            .reduce(f64::min)
+            .map(|t| t + PATTERN_GRACE_S);
+        if let Some(pattern) = pattern {
+            let after = outcomes.iter().filter(|o| o.t > pattern && !o.ok()).count();
+            summary.pattern_time_s = Some(rel(pattern));
+            summary.errors_after_pattern = Some(after as u64);
         }
     }
     let count = |kind: EventKind| events.iter().filter(|e| e.kind == kind).count() as u64;
@@ -179,33 +195,60 @@ pub fn check(summary: &ArmSummary, bounds: &Bounds) -> Vec<String> {
     {
         failed.push(format!("false_drains {} > {max}", summary.false_drains));
     }
-    if let Some(max) = bounds.errors_after_second_crash_max {
-        match summary.errors_after_second_crash {
-            Some(n) if n > max => failed.push(format!("errors_after_second_crash {n} > {max}")),
-            None => failed.push("no second crash happened".into()),
+    if let Some(max) = bounds.errors_after_pattern_max {
+        match summary.errors_after_pattern {
+            Some(n) if n > max => failed.push(format!("errors_after_pattern {n} > {max}")),
+            None => failed.push("no second restart happened".into()),
             _ => {}
         }
     }
     failed
 }
 
-/// Fails the vigil arm of `scenario` wherever it made no fewer client errors than the baseline
-/// arm under the same profile.
-pub fn check_vigil_beats_baseline(summaries: &mut [ArmSummary], scenario: &str) {
-    let baselines: Vec<(String, u64)> = summaries
+/// Which figure [`check_vigil_beats_baseline`] compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compared {
+    ClientErrors,
+    ErrorsAfterPattern,
+}
+
+impl Compared {
+    fn name(self) -> &'static str {
+        match self {
+            Compared::ClientErrors => "client_errors",
+            Compared::ErrorsAfterPattern => "errors_after_pattern",
+        }
+    }
+
+    fn of(self, summary: &ArmSummary) -> Option<u64> {
+        match self {
+            Compared::ClientErrors => Some(summary.client_errors),
+            Compared::ErrorsAfterPattern => summary.errors_after_pattern,
+        }
+    }
+}
+
+/// Fails the vigil arm of `scenario` wherever its `figure` is not below the baseline arm's under
+/// the same profile (or either arm lacks the figure).
+pub fn check_vigil_beats_baseline(summaries: &mut [ArmSummary], scenario: &str, figure: Compared) {
+    let baselines: Vec<(String, Option<u64>)> = summaries
         .iter()
         .filter(|s| s.scenario == scenario && s.arm == "baseline" && s.status == "ok")
-        .map(|s| (s.profile.clone(), s.client_errors))
+        .map(|s| (s.profile.clone(), figure.of(s)))
         .collect();
     for summary in
         summaries.iter_mut().filter(|s| s.scenario == scenario && s.arm == "vigil" && s.status == "ok")
     {
-        if let Some((_, baseline)) = baselines.iter().find(|(p, _)| *p == summary.profile)
-            && summary.client_errors >= *baseline
-        {
-            summary
-                .failed_checks
-                .push(format!("client_errors {} not below the baseline's {baseline}", summary.client_errors));
+        let Some((_, baseline)) = baselines.iter().find(|(p, _)| *p == summary.profile) else {
+            continue;
+        };
+        let name = figure.name();
+        match (figure.of(summary), baseline) {
+            (Some(mine), Some(theirs)) if mine < *theirs => {}
+            (Some(mine), Some(theirs)) => {
+                summary.failed_checks.push(format!("{name} {mine} not below the baseline's {theirs}"))
+            }
+            _ => summary.failed_checks.push(format!("{name} missing in the vigil or the baseline arm")),
         }
     }
 }
@@ -217,7 +260,7 @@ fn cell(value: Option<f64>) -> String {
 /// The Markdown table of every arm.
 pub fn markdown(summaries: &[ArmSummary]) -> String {
     let mut table = String::from(
-        "| scenario | profile | arm | status | requests | client errors | success | fault s | crash s | red s | down s | lead s | crashes | drains | false drains | checks |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| scenario | profile | arm | status | requests | client errors | success | fault s | crash s | red s | down s | lead s | crashes | drains | false drains | errors after pattern | checks |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for s in summaries {
         let checks = if s.status != "ok" {
@@ -228,7 +271,7 @@ pub fn markdown(summaries: &[ArmSummary]) -> String {
             format!("FAIL: {}", s.failed_checks.join("; "))
         };
         table.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             s.scenario,
             s.profile,
             s.arm,
@@ -244,6 +287,7 @@ pub fn markdown(summaries: &[ArmSummary]) -> String {
             s.crashes,
             s.drains,
             s.false_drains,
+            s.errors_after_pattern.map_or("–".into(), |n| n.to_string()),
             checks,
         ));
     }
@@ -282,7 +326,7 @@ mod tests {
         assert_eq!(s.haproxy_down_time_s, Some(31.5));
         assert_eq!(s.lead_time_s, Some(8.5));
         assert_eq!((s.drains, s.false_drains), (2, 1));
-        assert_eq!(s.errors_after_second_crash, None);
+        assert_eq!(s.errors_after_pattern, None);
     }
 
     #[test]
@@ -290,18 +334,48 @@ mod tests {
         let events = vec![
             event(95.0, 1, EventKind::AppStart),
             event(115.0, 1, EventKind::AppExit),
+            event(116.0, 1, EventKind::AppStart),
             event(130.0, 1, EventKind::AppExit),
+            event(131.0, 1, EventKind::AppStart),
             event(131.0, 1, EventKind::HaproxyDown),
         ];
-        let outcomes = vec![outcome(120.0, 502), outcome(131.0, 502), outcome(140.0, 200)];
+        let outcomes = vec![
+            outcome(120.0, 502),
+            outcome(130.5, 502),
+            outcome(131.2, 502),
+            outcome(132.0, 502),
+            outcome(140.0, 200),
+        ];
         let context = Context { load_start: 100.0, targets: &[1], benign: true, env_fault_after: Some(20.0) };
         let s = summarise(&events, &outcomes, &context);
         assert_eq!(s.fault_time_s, Some(15.0));
         assert_eq!(s.crash_time_s, Some(15.0));
-        assert_eq!(s.errors_after_second_crash, Some(1));
+        assert_eq!(s.pattern_time_s, Some(31.5));
+        assert_eq!(s.errors_after_pattern, Some(1));
         assert_eq!(s.false_drains, 1);
         let bounds =
-            Bounds { errors_after_second_crash_max: Some(0), false_drains_max: Some(0), ..Bounds::default() };
+            Bounds { errors_after_pattern_max: Some(0), false_drains_max: Some(0), ..Bounds::default() };
         assert_eq!(check(&s, &bounds).len(), 2);
+    }
+
+    #[test]
+    fn vigil_must_beat_the_baseline_on_the_compared_figure() {
+        let arm = |arm: &str, errors: u64, after: Option<u64>| ArmSummary {
+            scenario: "loop".into(),
+            arm: arm.into(),
+            profile: "fast".into(),
+            status: "ok".into(),
+            client_errors: errors,
+            errors_after_pattern: after,
+            ..ArmSummary::default()
+        };
+        let mut summaries = vec![arm("baseline", 50, Some(20)), arm("vigil", 10, Some(20))];
+        check_vigil_beats_baseline(&mut summaries, "loop", Compared::ClientErrors);
+        assert!(summaries[1].failed_checks.is_empty());
+        check_vigil_beats_baseline(&mut summaries, "loop", Compared::ErrorsAfterPattern);
+        assert_eq!(summaries[1].failed_checks.len(), 1);
+        let mut missing = vec![arm("baseline", 50, None), arm("vigil", 10, Some(0))];
+        check_vigil_beats_baseline(&mut missing, "loop", Compared::ErrorsAfterPattern);
+        assert_eq!(missing[1].failed_checks.len(), 1);
     }
 }

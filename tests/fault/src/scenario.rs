@@ -33,6 +33,33 @@ pub struct Scenario {
     pub fault: Option<FaultPlan>,
     #[serde(default)]
     pub expect: Expectations,
+    /// A CPU hog outside every task (a noisy neighbour on the host).
+    #[serde(default)]
+    pub noise: Option<Noise>,
+    /// Extra configuration of the vigil arm.
+    #[serde(default)]
+    pub vigil: VigilShape,
+}
+
+/// Busy threads in the harness, outside every task's cgroups, from `at_s` for `for_s`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Noise {
+    pub at_s: f64,
+    pub for_s: f64,
+    #[serde(default = "default_noise_threads")]
+    pub threads: u32,
+}
+
+fn default_noise_threads() -> u32 {
+    2
+}
+
+/// The vigil arm's extra environment (`VIGIL_*` variables only), e.g. `VIGIL_WARMUP`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VigilShape {
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// The task definition every task of the scenario shares.
@@ -62,6 +89,8 @@ pub struct TaskShape {
     pub deregistration_delay_s: f64,
     /// How often the metadata emulator refreshes its stats (10000 like Fargate, 1000 like EC2).
     pub tmds_refresh_ms: u64,
+    /// Ephemeral storage reserved for the task (`EphemeralStorageMetrics.Reserved`), MiB.
+    pub ephemeral_mib: u64,
     /// Tokio worker threads of the demo app.
     pub app_workers: u32,
 }
@@ -80,6 +109,7 @@ impl Default for TaskShape {
             stop_timeout_s: 5.0,
             deregistration_delay_s: 2.0,
             tmds_refresh_ms: 1000,
+            ephemeral_mib: 20 * 1024,
             app_workers: 2,
         }
     }
@@ -177,8 +207,8 @@ pub struct Bounds {
     pub client_errors_max: Option<u64>,
     pub client_errors_min: Option<u64>,
     pub false_drains_max: Option<u64>,
-    /// Client errors after the second app exit of a fault target (the crash-loop check).
-    pub errors_after_second_crash_max: Option<u64>,
+    /// Client errors after a fault target's second restart (the crash-loop check).
+    pub errors_after_pattern_max: Option<u64>,
 }
 
 /// Expected outcomes per arm; `all` applies to every arm.
@@ -191,6 +221,8 @@ pub struct Expectations {
     pub vigil: Bounds,
     /// The vigil arm makes fewer client errors than the baseline arm.
     pub vigil_fewer_errors_than_baseline: bool,
+    /// The vigil arm makes fewer client errors after the pattern than the baseline arm.
+    pub vigil_fewer_errors_after_pattern_than_baseline: bool,
 }
 
 /// Why a scenario file is unusable.
@@ -256,6 +288,17 @@ impl Scenario {
             {
                 return bad("fault.targets names a task beyond tasks.count");
             }
+            if fault.spec()?.kind.is_harness() && fault.deliver != Delivery::Admin {
+                return bad("a harness fault (kill, packet-loss, io-stress) needs deliver = \"admin\"");
+            }
+        }
+        if let Some(noise) = &self.noise
+            && !(1..=8).contains(&noise.threads)
+        {
+            return bad("noise.threads must be within 1..=8");
+        }
+        if let Some(key) = self.vigil.env.keys().find(|k| !k.starts_with("VIGIL_")) {
+            return bad(&format!("vigil.env may set VIGIL_* variables only, not {key}"));
         }
         Ok(())
     }

@@ -39,6 +39,41 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, SysError> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Runs `program args...` with `input` on its standard input; a non-zero exit is an error.
+pub fn run_with_input(program: &str, args: &[&str], input: &str) -> Result<(), SysError> {
+    use std::io::Write as _;
+    let spawn = |source| SysError::Spawn { program: program.into(), source };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(spawn)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).map_err(spawn)?;
+    }
+    let output = child.wait_with_output().map_err(spawn)?;
+    if !output.status.success() {
+        return Err(SysError::Failed {
+            command: format!("{program} {}", args.join(" ")),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Stops a child of this process by its PID (see [`stop_pid`]) and reaps it.
+pub fn stop_child(pid: u32, grace: Duration) {
+    if pid <= 1 {
+        return;
+    }
+    stop_pid(pid, grace);
+    // SAFETY: waitpid(2) on our own child with WNOHANG has no memory-safety preconditions.
+    unsafe { libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), libc::WNOHANG) };
+    forget_pid(pid);
+}
+
 /// Writes `value` to a kernel file (cgroup or proc), naming the file on failure.
 pub fn write_file(path: &Path, value: &str) -> Result<(), SysError> {
     fs::write(path, value).map_err(|source| SysError::File { path: path.into(), source })

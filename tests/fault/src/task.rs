@@ -52,6 +52,8 @@ pub struct LaunchPlan {
     pub seed: u64,
     pub sidecar: Sidecar,
     pub dir: PathBuf,
+    /// When set, vigil records its model channels to `<record>-tN.csv`.
+    pub record: Option<PathBuf>,
 }
 
 /// A running task.
@@ -62,6 +64,8 @@ pub struct TaskHandle {
     pub address: String,
     pub cgroups: TaskCgroups,
     pub events_path: PathBuf,
+    /// The task's work folder (logs, init spec, ephemeral storage).
+    pub dir: PathBuf,
     child: Child,
     pub exited: bool,
 }
@@ -105,6 +109,7 @@ pub fn launch(plan: &LaunchPlan, slot: u32, fault_env: Option<&str>) -> Result<T
         address: net::slot_address(slot),
         cgroups,
         events_path: spec.events_path,
+        dir,
         child,
         exited: false,
     })
@@ -139,6 +144,11 @@ fn init_spec(
     if let Some(fault) = fault_env {
         app_env.push(("DEMO_FAULT".to_owned(), fault.to_owned()));
     }
+    let disk_dir = dir.join("disk");
+    let _ = std::fs::create_dir_all(&disk_dir);
+    let disk_limit = shape.ephemeral_mib.saturating_sub(crate::init::IMAGE_MIB) * 1024 * 1024;
+    app_env.push(("DEMO_DISK_DIR".to_owned(), disk_dir.display().to_string()));
+    app_env.push(("DEMO_DISK_LIMIT_BYTES".to_owned(), disk_limit.to_string()));
     let app = ContainerSpec {
         name: "app".into(),
         image: "vgf/demo-app:latest".into(),
@@ -170,6 +180,9 @@ fn init_spec(
         Sidecar::Vigil { binary, env } => {
             let mut env = env.clone();
             env.push(("ECS_CONTAINER_METADATA_URI_V4".into(), tmds_uri));
+            if let Some(prefix) = &plan.record {
+                env.push(("VIGIL_RECORD".into(), format!("{}-t{slot}.csv", prefix.display())));
+            }
             Some(ContainerSpec {
                 name: "sidecar".into(),
                 image: "vgf/vigil:latest".into(),
@@ -194,6 +207,8 @@ fn init_spec(
         restart_delay_ms: shape.restart_delay_ms,
         stop_timeout_s: shape.stop_timeout_s,
         events_path: dir.join("events.jsonl"),
+        disk_dir: Some(disk_dir),
+        ephemeral_mib: shape.ephemeral_mib,
         app,
         sidecar,
     }
@@ -231,6 +246,8 @@ impl TaskHandle {
         }
         self.cgroups.remove();
         net::delete_task(self.slot);
+        // The disk fill's data is of no later use and may be large.
+        let _ = std::fs::remove_dir_all(self.dir.join("disk"));
     }
 
     /// The task init's PID (in the harness's PID namespace): the child of the `unshare` the
@@ -249,6 +266,46 @@ impl TaskHandle {
     pub fn events(&self) -> Vec<InitEvent> {
         read_events(&self.events_path)
     }
+}
+
+/// Starts `stress-ng` I/O workers (`--hdd`, 16 MiB each, on the task's ephemeral storage) inside
+/// the app container's cgroups, for at most `seconds`; returns its PID (registered for cleanup).
+pub fn spawn_in_app_cgroups(handle: &TaskHandle, workers: u32, seconds: f64) -> std::io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let procs: Vec<std::fs::File> = handle
+        .cgroups
+        .procs_files("app")
+        .iter()
+        .filter_map(|path| std::fs::OpenOptions::new().write(true).open(path).ok())
+        .collect();
+    let fds: Vec<i32> = procs.iter().map(|f| f.as_raw_fd()).collect();
+    let disk = handle.dir.join("disk");
+    let mut command = Command::new("stress-ng");
+    command
+        .args(["--hdd", &workers.max(1).to_string(), "--hdd-bytes", "16M", "--temp-path"])
+        .arg(&disk)
+        .args(["--timeout", &format!("{}s", seconds.ceil().max(1.0) as u64)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: the closure calls only write(2), async-signal-safe, on descriptors opened before
+    // the fork.
+    unsafe {
+        command.pre_exec(move || {
+            for fd in &fds {
+                libc::write(*fd, b"0\n".as_ptr().cast(), 2);
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
+    drop(procs);
+    let pid = child.id();
+    sys::register_pid(pid);
+    // Reaped by `sys::stop_child`; the handle itself is not needed.
+    std::mem::forget(child);
+    Ok(pid)
 }
 
 /// Parses an init event log; unreadable lines are skipped.

@@ -23,6 +23,9 @@ pub struct TaskInfo {
     pub memory_mib: u64,
     pub address: String,
     pub created_at: f64,
+    /// `EphemeralStorageMetrics`, MiB.
+    pub storage_utilized_mib: u64,
+    pub storage_reserved_mib: u64,
 }
 
 /// One container's lifecycle as the task init knows it.
@@ -343,7 +346,10 @@ pub fn task_document(task: &TaskInfo, containers: &[ContainerInfo]) -> Value {
             "ReferenceTimestamp": rfc3339(task.created_at.floor()),
             "ClockSynchronizationStatus": "SYNCHRONIZED",
         },
-        "EphemeralStorageMetrics": { "Utilized": 40, "Reserved": 20496 },
+        "EphemeralStorageMetrics": {
+            "Utilized": task.storage_utilized_mib,
+            "Reserved": task.storage_reserved_mib,
+        },
         "FaultInjectionEnabled": false,
     })
 }
@@ -378,6 +384,8 @@ mod tests {
             memory_mib: 256,
             address: "10.200.0.11".into(),
             created_at: 1_745_807_422.0,
+            storage_utilized_mib: 40,
+            storage_reserved_mib: 20480,
         }
     }
 
