@@ -21,7 +21,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-cargo build --release --bin vigil -p vigil -p vigil-fault
+cargo build --release -p vigil --bin vigil
+cargo build --release -p vigil-fault --bins
 
 out="${FAULT_CHECK_OUT:-target/fault-check}"
 started=$(date +%s)

@@ -149,7 +149,9 @@ fn run(args: &[String]) -> Result<ExitCode> {
         eprintln!("vigil-fault: panic: {info}; cleaning up");
         sys::cleanup_all();
     }));
-    let out = options.out.join(format!("run-{}", sys::unix_now() as u64));
+    // Absolute: HAProxy, Prometheus and the tasks read these paths from other working directories.
+    let root = std::path::absolute(&options.out).context("--out: cannot resolve the path")?;
+    let out = root.join(format!("run-{}", sys::unix_now() as u64));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let record = match &options.record {
         Some(dir) => {
