@@ -479,7 +479,7 @@ impl Judge {
         }
 
         let restarts = &self.restart_findings;
-        let window_minutes = self.config.restart_window_ms / 60_000;
+        let window = window_text(self.config.restart_window_ms);
         if restarts.recent >= 2 {
             let reason = if 2 * restarts.recent_oom >= restarts.recent {
                 Reason::OomRestarts
@@ -487,7 +487,7 @@ impl Judge {
                 Reason::CrashLoop
             };
             let mut text = format!(
-                "{} restarts in the last {window_minutes} min ({} after OOM kills)",
+                "{} restarts in the last {window} ({} after OOM kills)",
                 restarts.recent, restarts.recent_oom
             );
             if let Some(next) = restarts.next_crash_seconds {
@@ -496,11 +496,7 @@ impl Judge {
             evidence.push((reason, text, restarts.next_crash_seconds));
         } else if restarts.recent == 1 {
             let after = if restarts.recent_oom == 1 { " after an OOM kill" } else { "" };
-            evidence.push((
-                Reason::Restarted,
-                format!("1 restart in the last {window_minutes} min{after}"),
-                None,
-            ));
+            evidence.push((Reason::Restarted, format!("1 restart in the last {window}{after}"), None));
         }
 
         if signals.cpu_saturated {
@@ -535,6 +531,15 @@ impl Judge {
             evidence.push((Reason::Anomaly, text, None));
         }
         evidence
+    }
+}
+
+/// A restart window for evidence text: whole minutes as "15 min", anything else in seconds.
+fn window_text(ms: Millis) -> String {
+    if ms >= 60_000 && ms % 60_000 == 0 {
+        format!("{} min", ms / 60_000)
+    } else {
+        format!("{} s", ms.div_ceil(1000))
     }
 }
 
@@ -990,5 +995,13 @@ mod tests {
             judge.observe(&tick(t), false, Some("score 0.93 above threshold 0.41".into()));
             assert_eq!(judge.verdict().state, State::Degraded);
         }
+    }
+
+    #[test]
+    fn restart_windows_read_in_minutes_or_seconds() {
+        assert_eq!(window_text(900_000), "15 min");
+        assert_eq!(window_text(30_000), "30 s");
+        assert_eq!(window_text(90_000), "90 s");
+        assert_eq!(window_text(1_500), "2 s");
     }
 }
