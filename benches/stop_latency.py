@@ -1,11 +1,15 @@
 """How fast /health turns 503 after SIGTERM, over repeated runs of the real binary.
 
 usage: python3 benches/stop_latency.py [path/to/vigil] [runs]
+Each run starts vigil, waits for its first 200, lets it tick for a random 1-3 s (so the signal
+lands at a random point of the tick cycle, past start-up), sends SIGTERM and polls /health.
 Prints the time from sending SIGTERM to the first 503 answer (min, median, max), and checks
-that the process then exits 0 after its drain (VIGIL_DRAIN_SECONDS=1 here).
+that the process then exits 0 after its drain (VIGIL_DRAIN_SECONDS=1 here). The signal is
+handled on the agent's one thread, so a tick in progress (a few ms) delays it.
 """
 import http.client
 import os
+import random
 import signal
 import socket
 import statistics
@@ -35,6 +39,7 @@ def status(port):
 
 
 latencies = []
+random.seed(7)
 for _ in range(runs):
     port = free_port()
     env = {"VIGIL_LISTEN": f"127.0.0.1:{port}", "VIGIL_DRAIN_SECONDS": "1", "PATH": os.environ.get("PATH", "")}
@@ -45,6 +50,7 @@ for _ in range(runs):
             if time.monotonic() > deadline:
                 sys.exit("vigil did not answer 200 within 5 s")
             time.sleep(0.02)
+        time.sleep(random.uniform(1.0, 3.0))
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         while status(port) != 503:
