@@ -536,7 +536,7 @@ impl Judge {
 
 /// A restart window for evidence text: whole minutes as "15 min", anything else in seconds.
 fn window_text(ms: Millis) -> String {
-    if ms >= 60_000 && ms % 60_000 == 0 {
+    if ms >= 60_000 && ms.is_multiple_of(60_000) {
         format!("{} min", ms / 60_000)
     } else {
         format!("{} s", ms.div_ceil(1000))
