@@ -70,7 +70,7 @@ fn with_root(body: impl FnOnce() -> Result<ExitCode>) -> Result<ExitCode> {
     if !sys::is_root() {
         eprintln!(
             "vigil-fault: this command must run as root (it creates network namespaces, \
-             cgroups and veths); try: sudo cargo run -p vigil-fault --release -- ..."
+             cgroups and veths); try: sudo tests/fault/run.sh ..."
         );
         return Ok(ExitCode::from(77));
     }
