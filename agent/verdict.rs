@@ -479,7 +479,7 @@ impl Judge {
         }
 
         let restarts = &self.restart_findings;
-        let window = window_text(self.config.restart_window_ms);
+        let window = Window(self.config.restart_window_ms);
         if restarts.recent >= 2 {
             let reason = if 2 * restarts.recent_oom >= restarts.recent {
                 Reason::OomRestarts
@@ -534,12 +534,18 @@ impl Judge {
     }
 }
 
-/// A restart window for evidence text: whole minutes as "15 min", anything else in seconds.
-fn window_text(ms: Millis) -> String {
-    if ms >= 60_000 && ms.is_multiple_of(60_000) {
-        format!("{} min", ms / 60_000)
-    } else {
-        format!("{} s", ms.div_ceil(1000))
+/// A restart window as evidence text shows it: whole minutes as "15 min", anything else in
+/// seconds. Formats in place: the evidence is built every tick.
+struct Window(Millis);
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0;
+        if ms >= 60_000 && ms.is_multiple_of(60_000) {
+            write!(f, "{} min", ms / 60_000)
+        } else {
+            write!(f, "{} s", ms.div_ceil(1000))
+        }
     }
 }
 
@@ -999,9 +1005,9 @@ mod tests {
 
     #[test]
     fn restart_windows_read_in_minutes_or_seconds() {
-        assert_eq!(window_text(900_000), "15 min");
-        assert_eq!(window_text(30_000), "30 s");
-        assert_eq!(window_text(90_000), "90 s");
-        assert_eq!(window_text(1_500), "2 s");
+        assert_eq!(Window(900_000).to_string(), "15 min");
+        assert_eq!(Window(30_000).to_string(), "30 s");
+        assert_eq!(Window(90_000).to_string(), "90 s");
+        assert_eq!(Window(1_500).to_string(), "2 s");
     }
 }
