@@ -101,6 +101,32 @@ pub struct Config {
     pub model_calibration: u32,
 }
 
+/// Where vigil gets its task-level view from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Only `/proc` and cgroups: no metadata service configured.
+    Local,
+    /// `/proc`, cgroups and the Task Metadata Service v4.
+    Ecs,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Local => "local",
+            Mode::Ecs => "ecs",
+        }
+    }
+}
+
+impl Config {
+    /// ECS mode when the metadata service is configured, local mode otherwise.
+    pub fn mode(&self) -> Mode {
+        if self.tmds_url.is_some() { Mode::Ecs } else { Mode::Local }
+    }
+}
+
 /// Where the autoencoder comes from. Reading and checking the file is the agent's job, at
 /// start-up; a file that cannot be used stops vigil like an invalid value.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,25 +24,11 @@
 //! - [`agent`]: the tick loop that ties them together.
 #![forbid(unsafe_code)]
 
-pub mod anomaly;
-pub mod features;
-pub mod forecast;
-pub mod restarts;
-pub mod sample;
-pub mod vector;
-pub mod verdict;
-pub mod window;
+pub mod judge;
 
-pub mod agent;
-pub mod cgroup;
+pub mod commands;
 pub mod config;
 pub mod log;
-pub mod metrics;
-pub mod model;
-pub mod probe;
-pub mod procfs;
-pub mod replay;
-pub mod sampler;
-pub mod server;
-pub mod sockdiag;
-pub mod tmds;
+pub mod serve;
+pub mod sources;
+pub mod tick;

@@ -17,11 +17,13 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 
-use vigil::agent::{Agent, Mode, Shared, StartError};
-use vigil::config::{self, Config};
-use vigil::model::Model;
-use vigil::replay::{self, DataError, ReplayError, Table};
-use vigil::{log, server};
+use vigil::commands::replay::{self, DataError, ReplayError, Table};
+use vigil::config::{self, Config, Mode};
+use vigil::judge::model::Model;
+use vigil::log;
+use vigil::serve::server;
+use vigil::serve::shared::Shared;
+use vigil::tick::{Agent, StartError};
 
 const EXIT_USAGE: u8 = 64;
 const EXIT_DATA: u8 = 65;
@@ -79,7 +81,7 @@ enum Command {
 
 async fn run(config: Config) -> ExitCode {
     log::init(config.log_level, config.log_format);
-    let mode = if config.tmds_url.is_some() { Mode::Ecs } else { Mode::Local };
+    let mode = config.mode();
     log::info(
         "start",
         json!({

@@ -6,9 +6,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use vigil::anomaly::{Calibration, Pipeline};
-use vigil::model::{EMBEDDED, Model};
-use vigil::vector::{INPUT_WIDTH, Raw, Vectoriser};
+use vigil::judge::anomaly::{Calibration, Scoring};
+use vigil::judge::model::{EMBEDDED, Model};
+use vigil::judge::vector::{INPUT_WIDTH, Raw, Vectoriser};
 
 const F32_MODEL: &[u8] = include_bytes!("../models/vigil-ae-f32.nnef.tgz");
 
@@ -59,7 +59,7 @@ fn load(c: &mut Criterion) {
 }
 
 fn tick(c: &mut Criterion) {
-    let mut pipeline = Pipeline::new(Model::embedded().unwrap(), Calibration::default());
+    let mut pipeline = Scoring::new(Model::embedded().unwrap(), Calibration::default());
     let mut t = 0;
     c.bench_function("tick/vector_score_detect_int8", |b| {
         b.iter(|| {

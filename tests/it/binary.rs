@@ -136,11 +136,11 @@ fn record_appends_one_line_of_channels_per_tick() {
     let _ = std::fs::remove_dir_all(&dir);
     let mut lines = text.lines();
     let header = lines.next().unwrap();
-    assert_eq!(header, format!("unix_ms,{}", vigil::vector::CHANNELS.join(",")));
+    assert_eq!(header, format!("unix_ms,{}", vigil::judge::vector::CHANNELS.join(",")));
     let rows: Vec<&str> = lines.collect();
     assert!(rows.len() >= 3, "{text}");
     for row in rows {
-        assert_eq!(row.split(',').count(), 1 + vigil::vector::CHANNELS.len(), "{row}");
+        assert_eq!(row.split(',').count(), 1 + vigil::judge::vector::CHANNELS.len(), "{row}");
         assert!(row.split(',').next().unwrap().parse::<i64>().unwrap() > 1_700_000_000_000);
     }
 }

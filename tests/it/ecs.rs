@@ -4,8 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::fake_tmds::{FakeTmds, fixture};
-use vigil::agent::{Agent, Mode, Shared};
 use vigil::config::Config;
+use vigil::config::Mode;
+use vigil::serve::shared::Shared;
+use vigil::tick::Agent;
 
 async fn agent_against(fake: &FakeTmds) -> (Agent, Arc<Shared>) {
     // The fixture process table has vanishing processes on purpose: keep their warnings quiet.
@@ -37,7 +39,7 @@ async fn metrics_show_each_running_normal_containers_memory_from_the_fixture() {
             .await;
     let (mut agent, shared) = agent_against(&fake).await;
     agent.tick().await;
-    let metrics = vigil::metrics::to_prometheus_text(&shared.metrics.encode());
+    let metrics = vigil::serve::metrics::to_prometheus_text(&shared.metrics.encode());
 
     // Expected values straight from the fixtures, read here with a plain JSON parser.
     let task: serde_json::Value = serde_json::from_slice(&fixture("fargate-task-real-2025-02.json")).unwrap();

@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use vigil::anomaly::{Calibration, Pipeline};
-use vigil::model::{Model, ModelError};
-use vigil::vector::{CHANNELS, INPUT_WIDTH, WINDOW};
+use vigil::judge::anomaly::{Calibration, Scoring};
+use vigil::judge::model::{Model, ModelError};
+use vigil::judge::vector::{CHANNELS, INPUT_WIDTH, WINDOW};
 
 const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
 
@@ -39,7 +39,7 @@ fn the_input_is_8_channels_by_8_ticks_in_the_model_cards_order() {
     );
     assert_eq!(WINDOW, 8);
     assert_eq!(INPUT_WIDTH, 64);
-    assert_eq!(vigil::model::SHAPE, [1, 64]);
+    assert_eq!(vigil::judge::model::SHAPE, [1, 64]);
     // The model card's channel table lists the same channels at the same indices.
     let card =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/README.md")).unwrap();
@@ -62,7 +62,7 @@ fn the_embedded_model_loads_and_gives_finite_scores() {
     }
     let reconstruction = model.reconstruct(&ramp).unwrap();
     assert!(reconstruction.iter().all(|v| v.is_finite()));
-    assert_eq!(model.score(&ramp).unwrap(), vigil::model::mean_squared_error(&ramp, &reconstruction));
+    assert_eq!(model.score(&ramp).unwrap(), vigil::judge::model::mean_squared_error(&ramp, &reconstruction));
 }
 
 #[test]
@@ -134,7 +134,7 @@ fn an_unusable_model_file_exits_64_naming_vigil_model() {
 
 #[test]
 fn calm_recorded_channels_calibrate_and_a_leak_and_failing_probe_stand_out() {
-    let mut pipeline = Pipeline::new(Model::embedded().unwrap(), Calibration::default());
+    let mut pipeline = Scoring::new(Model::embedded().unwrap(), Calibration::default());
     let calm = |t: usize| {
         [
             Some(0.40 + 0.01 * ((t % 20) as f64 / 20.0)),

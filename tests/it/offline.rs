@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use vigil::vector::{CHANNELS, CLIP, INPUT_WIDTH, WINDOW};
+use vigil::judge::vector::{CHANNELS, CLIP, INPUT_WIDTH, WINDOW};
 
 const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
 

@@ -5,13 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
-use vigil::agent::{AnomalyStatus, Mode, Shared, Snapshot, SourceStatus};
-use vigil::sample::{
+use vigil::config::Mode;
+use vigil::judge::anomaly::Scorer;
+use vigil::judge::pipeline::{Pipeline, PipelineConfig};
+use vigil::judge::sample::{
     CgroupReading, CgroupVersion, ContainerHealth, ContainerReading, ContainerStats, Listener, NetReading,
     NetworkCounters, Pressure, PressureLine, ProbeReading, ProcessReading, Sample, Source, TaskReading,
 };
-use vigil::server;
-use vigil::verdict::{Judge, JudgeConfig, State};
+use vigil::judge::verdict::State;
+use vigil::serve::server;
+use vigil::serve::shared::Shared;
+use vigil::serve::snapshot::{AnomalyStatus, Snapshot, SourceStatus};
 
 struct Running {
     address: SocketAddr,
@@ -159,8 +163,8 @@ pub fn full_snapshot() -> Snapshot {
         }),
         probe: Some(ProbeReading::Answered { status: 200, latency_ms: 12 }),
     };
-    let mut judge = Judge::new(JudgeConfig::default(), 0);
-    judge.observe(&sample, false, None);
+    let mut judge = Pipeline::<NoModel>::new(PipelineConfig::default(), None, 0);
+    let step = judge.step(&sample, false);
     let mut sources: [SourceStatus; 6] = Default::default();
     for source in Source::ALL {
         sources[source.index()] = SourceStatus {
@@ -178,8 +182,8 @@ pub fn full_snapshot() -> Snapshot {
         processes_visible: true,
         sources,
         transitions: [0, 1, 0],
-        signals: judge.signals().clone(),
-        restarts: *judge.restart_findings(),
+        signals: step.signals,
+        restarts: step.restarts,
         anomaly: AnomalyStatus {
             model: Some("embedded vigil-ae-int8".into()),
             score: Some(0.0625),
@@ -261,8 +265,8 @@ async fn degraded_stays_200_and_says_why() {
     let running = start(Duration::from_secs(1)).await;
     let mut snapshot = full_snapshot();
     snapshot.sample.probe = Some(ProbeReading::Answered { status: 503, latency_ms: 2 });
-    let mut judge = Judge::new(JudgeConfig::default(), 0);
-    judge.observe(&snapshot.sample, false, None);
+    let mut judge = Pipeline::<NoModel>::new(PipelineConfig::default(), None, 0);
+    judge.step(&snapshot.sample, false);
     snapshot.verdict = judge.verdict().clone();
     assert_eq!(snapshot.verdict.state, State::Degraded);
     running.shared.publish(snapshot);
@@ -278,7 +282,7 @@ async fn metrics_match_the_golden_file() {
     running.shared.publish(full_snapshot());
     let (status, content_type, body) = get(running.address, "/metrics").await;
     assert_eq!(status, 200);
-    assert_eq!(content_type, vigil::metrics::TEXT_CONTENT_TYPE);
+    assert_eq!(content_type, vigil::serve::metrics::TEXT_CONTENT_TYPE);
     check_golden("metrics.txt", &body);
 
     let (_, content_type, body) = request(
@@ -288,7 +292,7 @@ async fn metrics_match_the_golden_file() {
         Some("application/openmetrics-text; version=1.0.0"),
     )
     .await;
-    assert_eq!(content_type, vigil::metrics::OPENMETRICS_CONTENT_TYPE);
+    assert_eq!(content_type, vigil::serve::metrics::OPENMETRICS_CONTENT_TYPE);
     assert!(body.ends_with("# EOF\n"));
     check_golden("metrics.openmetrics.txt", &body);
 }
@@ -310,5 +314,16 @@ fn check_golden(name: &str, actual: &str) {
             .map(|(e, a)| format!("- {e}\n+ {a}"))
             .collect();
         panic!("{} differs from the output:\n{}", path.display(), diff.join("\n"));
+    }
+}
+
+/// No model: these snapshots need only the rules.
+struct NoModel;
+
+impl Scorer for NoModel {
+    type Error = std::convert::Infallible;
+
+    fn score(&mut self, _: &[f32; vigil::judge::vector::INPUT_WIDTH]) -> Result<f32, Self::Error> {
+        Ok(0.0)
     }
 }

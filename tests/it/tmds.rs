@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use vigil::sample::{Millis, Source, SourceError, TaskReading};
-use vigil::tmds::{MAX_BODY_BYTES, TmdsClient};
+use vigil::judge::sample::{Millis, Source, SourceError, TaskReading};
+use vigil::sources::tmds::{MAX_BODY_BYTES, TmdsClient};
 
 use crate::fake_tmds::{Endpoint, FakeTmds, Reply};
 

@@ -9,7 +9,7 @@
 
 use heapless::Deque;
 
-use crate::sample::{Millis, Sample};
+use crate::judge::sample::{Millis, Sample};
 
 /// A process must have been seen this long before its disappearance counts as a restart.
 pub const LONG_LIVED_MS: Millis = 5_000;
@@ -243,7 +243,7 @@ fn truncated<const N: usize>(text: &str) -> heapless::String<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::{CgroupReading, ContainerReading, ProcessReading, TaskReading};
+    use crate::judge::sample::{CgroupReading, ContainerReading, ProcessReading, TaskReading};
 
     const WINDOW: Millis = 900_000;
 

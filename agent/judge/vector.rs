@@ -9,8 +9,8 @@
 //! The model card (`models/README.md`) documents the same order and normalisation; a test
 //! there and one here keep the two in step.
 
-use crate::features::{Resource, Signals};
-use crate::sample::{ProbeReading, Sample};
+use crate::judge::features::{Resource, Signals};
+use crate::judge::sample::{ProbeReading, Sample};
 
 /// The channels, in input order.
 pub const CHANNELS: [&str; 8] = [

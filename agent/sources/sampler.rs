@@ -23,12 +23,12 @@ use std::path::PathBuf;
 
 use regex_lite::Regex;
 
-use crate::cgroup::CgroupReader;
-use crate::procfs::{PF_KTHREAD, ProcReader, ReadError, cmdline_to_line};
-use crate::sample::{
+use crate::judge::sample::{
     CgroupReading, Listener, NetReading, Pressure, ProcessReading, Sample, Source, SourceError,
 };
-use crate::sockdiag::{MAX_LISTENERS, SockDiag};
+use crate::sources::cgroup::CgroupReader;
+use crate::sources::procfs::{PF_KTHREAD, ProcReader, ReadError, cmdline_to_line};
+use crate::sources::sockdiag::{MAX_LISTENERS, SockDiag};
 
 /// At most this many processes are watched (the lowest PIDs first).
 pub const MAX_PROCESSES: usize = 64;
@@ -438,7 +438,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::sample::{CgroupVersion, PressureLine};
+    use crate::judge::sample::{CgroupVersion, PressureLine};
 
     const SELF_PID: u32 = 20;
     const NAMESPACE: u64 = 4026532201;

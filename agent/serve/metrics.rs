@@ -9,7 +9,7 @@
 //! else is `vigil_*`.
 
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -20,13 +20,11 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::agent::Snapshot;
-use crate::features::Resource;
-use crate::sample::{ContainerHealth, ProbeReading, Source};
-use crate::verdict::{Reason, State};
-
-/// The latest snapshot, shared by the tick loop (writer) and the collector (reader).
-pub type SnapshotCell = Arc<RwLock<Arc<Snapshot>>>;
+use crate::judge::evidence::Reason;
+use crate::judge::features::Resource;
+use crate::judge::sample::{ContainerHealth, ProbeReading, Source};
+use crate::judge::verdict::State;
+use crate::serve::snapshot::{Snapshot, SnapshotCell};
 
 /// The content type of `/metrics` for scrapers that ask for OpenMetrics (Prometheus does).
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -218,7 +216,7 @@ fn agent_families(snapshot: &Snapshot, out: &mut Vec<Family>) {
     for name in ["ecs", "local"] {
         let active = matches!(
             (name, snapshot.mode),
-            ("ecs", crate::agent::Mode::Ecs) | ("local", crate::agent::Mode::Local)
+            ("ecs", crate::config::Mode::Ecs) | ("local", crate::config::Mode::Local)
         );
         mode.set(label("mode", name), flag(active));
     }

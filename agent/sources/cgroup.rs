@@ -38,8 +38,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::procfs::{Membership, ParseError, ReadError, as_text, read_into};
-use crate::sample::{CgroupReading, CgroupVersion, Source, SourceError};
+use crate::judge::sample::{CgroupReading, CgroupVersion, Source, SourceError};
+use crate::sources::procfs::{Membership, ParseError, ReadError, as_text, read_into};
 
 /// The controllers vigil reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -634,7 +634,7 @@ impl CgroupReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::procfs::parse_cgroup;
+    use crate::sources::procfs::parse_cgroup;
 
     fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/local").join(name)

@@ -8,14 +8,14 @@
 //!   timestamps `YYYY-MM-DD HH:MM:SS`. The value goes into the first channel, `memory_ratio`;
 //!   the other channels have no reading, as on a tick where their sources are missing.
 //!
-//! Both go through the agent's own path: [`crate::vector::Vectoriser`], the model, and the
-//! [`crate::anomaly::Detector`]'s calibration. Parsing is pure (text in, rows out); `main` reads
+//! Both go through the agent's own path: [`crate::judge::vector::Vectoriser`], the model, and the
+//! [`crate::judge::anomaly::Detector`]'s calibration. Parsing is pure (text in, rows out); `main` reads
 //! and writes the files.
 
 use std::io::Write;
 
-use crate::anomaly::{Calibration, Pipeline, Scorer};
-use crate::vector::{CHANNELS, INPUT_WIDTH, Raw, Vectoriser, WINDOW};
+use crate::judge::anomaly::{Calibration, Scorer, Scoring};
+use crate::judge::vector::{CHANNELS, INPUT_WIDTH, Raw, Vectoriser, WINDOW};
 
 /// NAB's probationary period: the first 15 % of a file, at most 750 records.
 pub const PROBATION_SHARE: f64 = 0.15;
@@ -163,7 +163,7 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     let mut stamp = String::with_capacity(text.len() + 1);
     stamp.push_str(text);
     stamp.push('Z');
-    crate::tmds::parse_rfc3339_nanos(&stamp).map(|nanos| nanos / 1000)
+    crate::sources::tmds::parse_rfc3339_nanos(&stamp).map(|nanos| nanos / 1000)
 }
 
 /// The labelled windows of one file in NAB's `combined_windows.json` (`{"<category>/<file>":
@@ -243,7 +243,7 @@ pub struct Summary {
 }
 
 /// `vigil replay`: writes `timestamp,value,anomaly_score,label` for every row. `anomaly_score`
-/// is [`crate::anomaly::Reading::unit_score`] (0 until calibrated); `label` is 1 inside one of
+/// is [`crate::judge::anomaly::Reading::unit_score`] (0 until calibrated); `label` is 1 inside one of
 /// `windows`, else 0.
 pub fn replay<S: Scorer>(
     table: &Table,
@@ -255,11 +255,11 @@ pub fn replay<S: Scorer>(
 where
     S::Error: std::fmt::Display,
 {
-    let mut pipeline = Pipeline::new(scorer, calibration);
+    let mut scoring = Scoring::new(scorer, calibration);
     let mut summary = Summary { rows: 0, scored: 0, calibration, threshold: None, anomalous: 0 };
     writeln!(out, "timestamp,value,anomaly_score,label")?;
     for row in &table.rows {
-        let reading = pipeline.push(&row.raw).map_err(|error| ReplayError::Model(error.to_string()))?;
+        let reading = scoring.push(&row.raw).map_err(|error| ReplayError::Model(error.to_string()))?;
         let unit = reading.map_or(0.0, |r| r.unit_score());
         let label = windows.iter().any(|(start, end)| (*start..=*end).contains(&row.at_us));
         writeln!(out, "{},{},{unit},{}", row.timestamp, row.value, u8::from(label))?;
@@ -269,7 +269,7 @@ where
             summary.anomalous += usize::from(reading.anomalous);
         }
     }
-    summary.threshold = pipeline.detector().threshold();
+    summary.threshold = scoring.detector().threshold();
     Ok(summary)
 }
 

@@ -1,6 +1,6 @@
 //! The autoencoder: an NNEF model run with tract. The only file that knows tract.
 //!
-//! The model takes one input `[1, 64]` of f32 (the vector of [`crate::vector`]) and gives one
+//! The model takes one input `[1, 64]` of f32 (the vector of [`crate::judge::vector`]) and gives one
 //! output of the same shape, its reconstruction. The score of a tick is the mean squared error
 //! between the two: small for what looks like the healthy telemetry the model was trained on,
 //! large for what does not. The int8 model in `models/` is built into the binary.
@@ -11,11 +11,11 @@ use std::sync::OnceLock;
 
 use tract_nnef::prelude::*;
 
-use crate::anomaly::Scorer;
-use crate::vector::INPUT_WIDTH;
+use crate::judge::anomaly::Scorer;
+use crate::judge::vector::INPUT_WIDTH;
 
 /// The int8 model shipped in `models/`, built into the binary.
-pub const EMBEDDED: &[u8] = include_bytes!("../models/vigil-ae-int8.nnef.tgz");
+pub const EMBEDDED: &[u8] = include_bytes!("../../models/vigil-ae-int8.nnef.tgz");
 /// What the embedded model is called in logs and `/status`.
 pub const EMBEDDED_NAME: &str = "embedded vigil-ae-int8";
 /// The shape of the model's input and output.
@@ -169,7 +169,7 @@ mod tests {
         let mut model = Model::embedded().unwrap();
         let calm = [0.0f32; INPUT_WIDTH];
         let mut spike = calm;
-        spike[INPUT_WIDTH - 8] = crate::vector::CLIP as f32;
+        spike[INPUT_WIDTH - 8] = crate::judge::vector::CLIP as f32;
         let calm_score = model.score(&calm).unwrap();
         let spike_score = model.score(&spike).unwrap();
         assert!(calm_score.is_finite() && calm_score >= 0.0);

@@ -7,11 +7,11 @@
 //! stamp is new (Fargate refreshes about every 10 s; repeats are not new data), placed on the
 //! agent's clock by the difference between the tick's wall-clock time and the stamp.
 
-use std::fmt::Write as _;
+use std::fmt;
 
-use crate::forecast::{Forecast, forecast};
-use crate::sample::{Millis, Sample};
-use crate::window::Series;
+use crate::judge::forecast::{Forecast, forecast};
+use crate::judge::sample::{Millis, Sample};
+use crate::judge::window::Series;
 
 /// Subjects tracked at once; the one updated longest ago makes room for a new one.
 pub const MAX_TRACKED: usize = 32;
@@ -40,10 +40,19 @@ impl Resource {
     }
 
     /// How a value of this resource reads in evidence.
-    fn format(self, value: f64) -> String {
-        match self {
-            Resource::Memory | Resource::Storage => format!("{:.1} MiB", value / 1_048_576.0),
-            Resource::Fds | Resource::Threads => format!("{value:.0}"),
+    fn format(self, value: f64) -> Amount {
+        Amount(self, value)
+    }
+}
+
+/// A value of a resource as evidence shows it, formatted in place.
+struct Amount(Resource, f64);
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Resource::Memory | Resource::Storage => write!(f, "{:.1} MiB", self.1 / 1_048_576.0),
+            Resource::Fds | Resource::Threads => write!(f, "{:.0}", self.1),
         }
     }
 }
@@ -59,28 +68,24 @@ pub struct ResourceForecast {
     pub warm: bool,
 }
 
-impl ResourceForecast {
-    /// One line of evidence.
-    pub fn evidence(&self) -> String {
+/// The evidence line of a forecast.
+impl fmt::Display for ResourceForecast {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
         let f = &self.forecast;
         let r = self.resource;
-        let mut text = format!(
-            "{} {} at {} of {} ({:.0} %), rising {}/s",
+        write!(
+            out,
+            "{} {} at {} of {} ({:.0} %), rising {}/s ({} trend, confidence {:.2}): limit in {:.0} s",
             self.subject,
             r.name(),
             r.format(f.level),
             r.format(f.limit),
             100.0 * f.level / f.limit,
             r.format(f.rate_per_second),
-        );
-        let _ = write!(
-            text,
-            " ({} trend, confidence {:.2}): limit in {:.0} s",
             f.scale.name(),
             f.confidence,
             f.eta_seconds
-        );
-        text
+        )
     }
 }
 
@@ -406,7 +411,7 @@ impl Features {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::{
+    use crate::judge::sample::{
         CgroupReading, ContainerReading, ContainerStats, Listener, NetReading, ProcessReading, TaskReading,
     };
 
@@ -443,7 +448,7 @@ mod tests {
         assert_eq!((f.resource, f.subject.as_str(), f.warm), (Resource::Memory, "cgroup /app", true));
         // 100 + 2 * 89 = 278 MB; (512 - 278) / 2 = 117 s.
         assert!((f.forecast.eta_seconds - 117.0).abs() < 2.0, "{}", f.forecast.eta_seconds);
-        assert!(f.evidence().contains("cgroup /app memory at"), "{}", f.evidence());
+        assert!(f.to_string().contains("cgroup /app memory at"), "{}", f.to_string());
         assert_eq!(last.eta_by_resource()[0].map(|e| e.round()), Some(f.forecast.eta_seconds.round()));
     }
 

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::sample::ProbeReading;
+use crate::judge::sample::ProbeReading;
 
 /// The most of an answer's body that is read (and discarded) so the connection can be reused.
 const BODY_READ_LIMIT: usize = 64 * 1024;

@@ -1,182 +1,35 @@
-//! The tick loop: stamp the time, read every source, judge, score, publish one immutable
-//! snapshot.
+//! The tick loop: stamp the time, read every source, run the core's pipeline, publish one
+//! immutable snapshot.
 //!
-//! Data flows one way. The loop owns the sampler, the metadata client, the probe, the judge and
-//! the autoencoder's pipeline;
-//! the HTTP server only reads [`Shared`]: the latest [`Snapshot`], the liveness stamp and the
-//! stopping flag (which `/health` reads directly, so a stop turns it red at once, without
-//! waiting for a tick).
+//! ```text
+//! sources (sampler, metadata client, probe) → Sample
+//!   → judge::pipeline: features → restarts → anomaly → evidence → verdict
+//!   → serve::snapshot::Snapshot (read by /health, /status, /metrics)
+//! ```
 //!
-//! The autoencoder scores each tick's channels after the judge has derived them from the sample,
-//! so its evidence reaches the verdict on the next tick: one interval late, which the several
-//! ticks an anomaly must last make immaterial.
+//! The loop owns the sources and the pipeline and is the only writer of [`Shared`]. It is also
+//! where the clock is read and where the pipeline's outcome is logged and recorded.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-use crate::anomaly::{Calibration, Pipeline, Reading};
-use crate::config::{Config, ConfigError, ENV_MODEL, ModelSource};
-use crate::features::{FeatureConfig, Signals};
+use crate::config::{Config, ConfigError, ENV_MODEL, Mode, ModelSource};
+use crate::judge::anomaly::{Calibration, Reading, Scorer, Scoring};
+use crate::judge::evidence::RulesConfig;
+use crate::judge::features::FeatureConfig;
+use crate::judge::model::{EMBEDDED_NAME, Model, ModelError};
+use crate::judge::pipeline::{Pipeline, PipelineConfig, Step};
+use crate::judge::sample::{Millis, Sample, Source, SourceError};
+use crate::judge::vector;
+use crate::judge::verdict::{JudgeConfig, State};
 use crate::log;
-use crate::metrics::{Metrics, SnapshotCell};
-use crate::model::{EMBEDDED_NAME, Model};
-use crate::probe::AppProbe;
-use crate::restarts::RestartFindings;
-use crate::sample::{Millis, Sample, Source, SourceError};
-use crate::sampler::LocalSampler;
-use crate::tmds::TmdsClient;
-use crate::vector;
-use crate::verdict::{Judge, JudgeConfig, State, Verdict};
-
-/// Where vigil gets its task-level view from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Only `/proc` and cgroups: no metadata service configured.
-    Local,
-    /// `/proc`, cgroups and the Task Metadata Service v4.
-    Ecs,
-}
-
-/// How one source has fared.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SourceStatus {
-    /// Whether vigil reads this source at all (the probe needs a URL, the metadata service ECS).
-    pub enabled: bool,
-    /// Whether the source gave a reading this tick.
-    pub up: bool,
-    pub errors_total: u64,
-    /// When the source last gave a reading.
-    pub last_success_at: Option<Millis>,
-    pub last_error: Option<String>,
-}
-
-/// What the autoencoder made of the latest tick.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct AnomalyStatus {
-    /// Which model scores ticks; `None` with `VIGIL_MODEL=off`.
-    pub model: Option<String>,
-    /// The latest reconstruction error; `None` until the input window is full.
-    pub score: Option<f64>,
-    /// The calibrated threshold; `None` while calibrating.
-    pub threshold: Option<f64>,
-    /// Scores counted towards the threshold so far, of `calibration_ticks`.
-    pub calibrated_ticks: u32,
-    pub calibration_ticks: u32,
-    /// Consecutive scores above the threshold.
-    pub above_ticks: u32,
-    /// Whether the task counts as anomalous (evidence for `degraded`).
-    pub anomalous: bool,
-    /// Ticks on which the model failed to run.
-    pub errors_total: u64,
-}
-
-/// Everything the server shows, from one tick. Immutable once published.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
-    pub mode: Mode,
-    /// Ticks completed; 0 before the first.
-    pub tick: u64,
-    pub verdict: Verdict,
-    /// Whether any watched process was ever visible. False means vigil cannot see the app's
-    /// processes (no shared PID namespace): process watching is off and never turns health red.
-    pub processes_visible: bool,
-    /// Per source, in the order of `Source::ALL`.
-    pub sources: [SourceStatus; 6],
-    /// Verdict transitions so far, by the state entered (in the order of `State::ALL`).
-    pub transitions: [u64; 3],
-    /// Forecasts and surge signals of this tick.
-    pub signals: Signals,
-    pub restarts: RestartFindings,
-    pub anomaly: AnomalyStatus,
-    pub sample: Sample,
-}
-
-impl Snapshot {
-    fn empty(mode: Mode) -> Snapshot {
-        Snapshot {
-            mode,
-            tick: 0,
-            verdict: Judge::new(JudgeConfig::default(), 0).verdict().clone(),
-            processes_visible: false,
-            sources: Default::default(),
-            transitions: [0; 3],
-            signals: Signals::default(),
-            restarts: RestartFindings::default(),
-            anomaly: AnomalyStatus::default(),
-            sample: Sample::default(),
-        }
-    }
-
-    pub fn source(&self, source: Source) -> &SourceStatus {
-        &self.sources[source.index()]
-    }
-}
-
-/// What the tick loop shares with the server.
-pub struct Shared {
-    started: Instant,
-    interval: Duration,
-    snapshot: SnapshotCell,
-    /// Milliseconds since start at which the last tick completed; `u64::MAX` before the first.
-    last_tick: AtomicU64,
-    stopping: AtomicBool,
-    pub metrics: Metrics,
-}
-
-impl Shared {
-    pub fn new(mode: Mode, interval: Duration) -> Shared {
-        let snapshot: SnapshotCell = Arc::new(RwLock::new(Arc::new(Snapshot::empty(mode))));
-        Shared {
-            started: Instant::now(),
-            interval,
-            metrics: Metrics::new(Arc::clone(&snapshot)),
-            snapshot,
-            last_tick: AtomicU64::new(u64::MAX),
-            stopping: AtomicBool::new(false),
-        }
-    }
-
-    /// Milliseconds on the agent's monotonic clock.
-    pub fn now(&self) -> Millis {
-        self.started.elapsed().as_millis() as Millis
-    }
-
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        Arc::clone(&self.snapshot.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
-    }
-
-    pub fn publish(&self, snapshot: Snapshot) {
-        *self.snapshot.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(snapshot);
-        self.last_tick.store(self.now(), Ordering::Release);
-    }
-
-    /// Marks the agent as stopping: `/health` turns red from the next request on.
-    pub fn stop(&self) {
-        self.stopping.store(true, Ordering::Release);
-    }
-
-    pub fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
-    }
-
-    /// Whether the tick loop has advanced within the last three intervals (or, before the
-    /// first tick, within three intervals of start-up).
-    pub fn live(&self, now: Millis) -> bool {
-        let last = match self.last_tick.load(Ordering::Acquire) {
-            u64::MAX => 0,
-            at => at,
-        };
-        now.saturating_sub(last) <= 3 * self.interval.as_millis() as u64
-    }
-}
+use crate::serve::shared::Shared;
+use crate::serve::snapshot::{AnomalyStatus, Snapshot, SourceStatus};
+use crate::sources::probe::AppProbe;
+use crate::sources::sampler::LocalSampler;
+use crate::sources::tmds::TmdsClient;
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -191,24 +44,38 @@ pub enum StartError {
     Client(String),
 }
 
-/// The inputs and memory of the tick loop.
+/// The model, timed: the inference histogram is the loop's, since the core never reads the clock.
+pub struct TimedModel {
+    model: Model,
+    /// How long the last run took.
+    took: Option<std::time::Duration>,
+}
+
+impl Scorer for TimedModel {
+    type Error = ModelError;
+
+    fn score(&mut self, input: &[f32; vector::INPUT_WIDTH]) -> Result<f32, ModelError> {
+        let started = Instant::now();
+        let score = self.model.score(input);
+        self.took = Some(started.elapsed());
+        score
+    }
+}
+
+/// The sources, the pipeline and what the loop remembers between ticks.
 pub struct Agent {
     shared: Arc<Shared>,
     mode: Mode,
     sampler: LocalSampler,
     tmds: Option<TmdsClient>,
     probe: Option<AppProbe>,
-    judge: Judge,
-    sources: [SourceStatus; 6],
-    transitions: [u64; 3],
+    pipeline: Pipeline<TimedModel>,
+    sources: [SourceStatus; Source::ALL.len()],
+    transitions: [u64; State::ALL.len()],
     error_log: ErrorLog,
     tick: u64,
     recorder: Option<Recorder>,
-    /// The autoencoder, unless `VIGIL_MODEL=off`.
-    pipeline: Option<Pipeline<Model>>,
     anomaly: AnomalyStatus,
-    /// The anomaly evidence of the last scored tick, for the next verdict.
-    anomaly_evidence: Option<String>,
     told_capped: bool,
     told_invisible: bool,
 }
@@ -229,7 +96,6 @@ impl Agent {
             ),
             None => None,
         };
-        let mode = if tmds.is_some() { Mode::Ecs } else { Mode::Local };
         let loading = Instant::now();
         let (model, model_name) = match load_model(&config.model)? {
             Some((model, name)) => {
@@ -243,7 +109,7 @@ impl Agent {
             }
         };
         let calibration = Calibration { ticks: config.model_calibration, ..Calibration::default() };
-        let mut sources: [SourceStatus; 6] = Default::default();
+        let mut sources: [SourceStatus; Source::ALL.len()] = Default::default();
         for source in Source::ALL {
             sources[source.index()].enabled = match source {
                 Source::Tmds => tmds.is_some(),
@@ -251,16 +117,18 @@ impl Agent {
                 _ => true,
             };
         }
-        let judge = Judge::new(
-            JudgeConfig {
-                tmds_expected: tmds.is_some(),
-                horizon_seconds: config.drain_horizon.as_secs_f64(),
-                enter_ticks: config.confirm_ticks,
-                exit_ticks: config.clear_ticks,
-                restart_window_ms: 3 * config.restart_period.as_millis() as u64,
+        let pipeline = Pipeline::new(
+            PipelineConfig {
                 features: FeatureConfig { warmup_ms: config.warmup.as_millis() as u64 },
-                ..JudgeConfig::default()
+                rules: RulesConfig {
+                    tmds_expected: tmds.is_some(),
+                    horizon_seconds: config.drain_horizon.as_secs_f64(),
+                    restart_window_ms: 3 * config.restart_period.as_millis() as u64,
+                    ..RulesConfig::default()
+                },
+                judge: JudgeConfig { enter_ticks: config.confirm_ticks, exit_ticks: config.clear_ticks },
             },
+            model.map(|model| Scoring::new(TimedModel { model, took: None }, calibration)),
             shared.now(),
         );
         Ok(Agent {
@@ -271,12 +139,12 @@ impl Agent {
                 std::process::id(),
             ),
             shared,
-            mode,
+            mode: config.mode(),
             tmds,
             probe,
-            judge,
+            pipeline,
             sources,
-            transitions: [0; 3],
+            transitions: [0; State::ALL.len()],
             error_log: ErrorLog::default(),
             tick: 0,
             recorder: match &config.record {
@@ -286,13 +154,11 @@ impl Agent {
                 ),
                 None => None,
             },
-            pipeline: model.map(|model| Pipeline::new(model, calibration)),
             anomaly: AnomalyStatus {
                 model: model_name,
                 calibration_ticks: calibration.ticks,
                 ..AnomalyStatus::default()
             },
-            anomaly_evidence: None,
             told_capped: false,
             told_invisible: false,
         })
@@ -312,9 +178,20 @@ impl Agent {
         }
     }
 
-    /// One tick: read, judge, publish.
+    /// One tick: read, run the pipeline, publish.
     pub async fn tick(&mut self) {
         let started = Instant::now();
+        let sample = self.read().await;
+        let step = self.pipeline.step(&sample, self.shared.stopping());
+        self.tell(&step);
+        self.record(&sample, &step);
+        self.publish(sample, step);
+        self.shared.metrics.observe_tick(started.elapsed());
+    }
+
+    /// Reads every source into one sample stamped with this tick's time, and accounts for
+    /// each source's errors.
+    async fn read(&mut self) -> Sample {
         let at = self.shared.now();
         let wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let mut sample = Sample { at, wall_ms, ..Sample::default() };
@@ -344,62 +221,35 @@ impl Agent {
 
         self.account(&sample, &errors);
         self.tell_once(&sample);
+        sample
+    }
 
-        let anomaly = self.anomaly_evidence.clone();
-        if let Some(transition) = self.judge.observe(&sample, self.shared.stopping(), anomaly) {
-            self.transitions[state_index(transition.to)] += 1;
-            let verdict = self.judge.verdict();
+    /// Logs what changed on this tick: the verdict, the anomaly threshold, a failing model.
+    fn tell(&mut self, step: &Step<ModelError>) {
+        if let Some(transition) = &step.transition {
+            let verdict = self.pipeline.verdict();
             log::event(
                 if transition.to == State::Draining { log::Level::Warn } else { log::Level::Info },
                 "verdict_changed",
                 json!({
                     "from": transition.from.name(),
                     "to": transition.to.name(),
-                    "reasons": verdict.findings.iter().map(|f| json!({"reason": f.reason.code(), "evidence": f.evidence})).collect::<Vec<_>>(),
+                    "reasons": verdict.findings.iter().map(|f| json!({"reason": f.reason.code(), "evidence": f.to_string()})).collect::<Vec<_>>(),
                 }),
             );
         }
-
-        let raw = vector::raw(&sample, self.judge.signals());
-        self.score(&raw);
-        if let Some(recorder) = &mut self.recorder
-            && let Err(error) = recorder.write(sample.wall_ms, &raw)
-        {
-            log::error("record_failed", json!({"error": error.to_string(), "detail": "recording stopped"}));
-            self.recorder = None;
-        }
-
-        self.tick += 1;
-        self.shared.publish(Snapshot {
-            mode: self.mode,
-            tick: self.tick,
-            verdict: self.judge.verdict().clone(),
-            processes_visible: self.judge.processes_seen(),
-            sources: self.sources.clone(),
-            transitions: self.transitions,
-            signals: self.judge.signals().clone(),
-            restarts: *self.judge.restart_findings(),
-            anomaly: self.anomaly.clone(),
-            sample,
-        });
-        self.shared.metrics.observe_tick(started.elapsed());
-    }
-
-    /// Scores this tick's channels and keeps the evidence for the next verdict.
-    fn score(&mut self, raw: &vector::Raw) {
-        let Some(pipeline) = &mut self.pipeline else { return };
-        let started = Instant::now();
-        let pushed = pipeline.push(raw);
-        let took = started.elapsed();
-        match pushed {
-            Ok(None) => {}
-            Ok(Some(reading)) => {
-                self.shared.metrics.observe_inference(took);
-                let threshold = pipeline.detector().threshold();
+        let scoring = self.pipeline.scoring();
+        match &step.anomaly {
+            None => {}
+            Some(Ok(reading)) => {
+                if let Some(took) = scoring.and_then(|s| s.scorer().took) {
+                    self.shared.metrics.observe_inference(took);
+                }
+                let threshold = scoring.and_then(|s| s.detector().threshold());
                 let calibrated_now = self.anomaly.threshold.is_none() && threshold.is_some();
-                self.anomaly.calibrated_ticks = pipeline.detector().calibrated_ticks();
+                self.anomaly.calibrated_ticks = scoring.map_or(0, |s| s.detector().calibrated_ticks());
                 self.anomaly.threshold = threshold;
-                self.show(&reading);
+                self.show(reading);
                 if calibrated_now {
                     log::info(
                         "anomaly_calibrated",
@@ -407,9 +257,7 @@ impl Agent {
                     );
                 }
             }
-            Err(error) => {
-                // No score is no evidence: a failing model never keeps an old anomaly alive.
-                self.anomaly_evidence = None;
+            Some(Err(error)) => {
                 self.anomaly.errors_total += 1;
                 if self.anomaly.errors_total == 1 {
                     log::error("model_failed", json!({"error": error.to_string()}));
@@ -422,12 +270,40 @@ impl Agent {
         self.anomaly.score = Some(reading.score);
         self.anomaly.above_ticks = reading.above;
         self.anomaly.anomalous = reading.anomalous;
-        self.anomaly_evidence = reading.evidence();
+    }
+
+    /// Appends this tick's model channels to `VIGIL_RECORD`; a failed write stops recording.
+    fn record(&mut self, sample: &Sample, step: &Step<ModelError>) {
+        if let Some(recorder) = &mut self.recorder
+            && let Err(error) = recorder.write(sample.wall_ms, &step.raw)
+        {
+            log::error("record_failed", json!({"error": error.to_string(), "detail": "recording stopped"}));
+            self.recorder = None;
+        }
+    }
+
+    fn publish(&mut self, sample: Sample, step: Step<ModelError>) {
+        if let Some(transition) = &step.transition {
+            self.transitions[transition.to.index()] += 1;
+        }
+        self.tick += 1;
+        self.shared.publish(Snapshot {
+            mode: self.mode,
+            tick: self.tick,
+            verdict: self.pipeline.verdict().clone(),
+            processes_visible: self.pipeline.processes_seen(),
+            sources: self.sources.clone(),
+            transitions: self.transitions,
+            signals: step.signals,
+            restarts: step.restarts,
+            anomaly: self.anomaly.clone(),
+            sample,
+        });
     }
 
     /// Updates per-source status and logs errors, rate-limited per source.
     fn account(&mut self, sample: &Sample, errors: &[SourceError]) {
-        let mut failed = [false; 6];
+        let mut failed = [false; Source::ALL.len()];
         for error in errors {
             let status = &mut self.sources[error.source.index()];
             status.errors_total += 1;
@@ -462,7 +338,7 @@ impl Agent {
             );
         }
         // After a few ticks with no other process visible, say why process watching is off.
-        if !self.told_invisible && self.tick == 3 && !self.judge.processes_seen() && sample.proc_readable {
+        if !self.told_invisible && self.tick == 3 && !self.pipeline.processes_seen() && sample.proc_readable {
             self.told_invisible = true;
             log::warn(
                 "processes_not_visible",
@@ -470,10 +346,6 @@ impl Agent {
             );
         }
     }
-}
-
-fn state_index(state: State) -> usize {
-    State::ALL.iter().position(|s| *s == state).unwrap_or(0)
 }
 
 /// Appends each tick's raw model channels to a CSV file: `unix_ms` and one column per channel,
@@ -564,17 +436,5 @@ fn load_model(source: &ModelSource) -> Result<Option<(Model, String)>, StartErro
             let model = Model::load(&bytes).map_err(|error| refuse(&value, error.to_string()))?;
             Ok(Some((model, value)))
         }
-    }
-}
-
-/// The verdict's state as served by `/health`.
-pub fn health(verdict: &Verdict, stopping: bool) -> (u16, String) {
-    if stopping && !verdict.has(crate::verdict::Reason::Stopping) {
-        return (503, "draining: stopping (vigil received a stop signal)".to_string());
-    }
-    match verdict.state {
-        State::Draining => (503, verdict.headline()),
-        State::Healthy => (200, verdict.headline()),
-        State::Degraded => (200, format!("ok; {}", verdict.headline())),
     }
 }

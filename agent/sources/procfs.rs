@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::sample::{Listener, PressureLine};
+use crate::judge::sample::{Listener, PressureLine};
 
 /// Why the text of a `/proc` or cgroup file could not be understood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -231,7 +231,7 @@ pub fn parse_cgroup(text: &str) -> Result<Membership<'_>, ParseError> {
 /// `tx_queue` column is copied into [`Listener::backlog`] as the row shows it, but the kernel
 /// prints `write_seq - snd_una` there for every state, so it is 0 for listening sockets (seen on
 /// this project's 6.x kernels: a socket with `listen(4)` shows `00000000:00000002`). The real
-/// capacity is only reported over netlink `sock_diag` ([`crate::sockdiag`]).
+/// capacity is only reported over netlink `sock_diag` ([`crate::sources::sockdiag`]).
 pub fn parse_tcp_listeners(text: &str, out: &mut Vec<Listener>) -> Result<(), ParseError> {
     for line in text.lines().skip(1) {
         let mut fields = line.split_ascii_whitespace();

@@ -28,8 +28,8 @@ use rustix::net::sockopt::{self, Timeout};
 use rustix::net::{self as rnet, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use thiserror::Error;
 
-use crate::procfs::describe_io;
-use crate::sample::Listener;
+use crate::judge::sample::Listener;
+use crate::sources::procfs::describe_io;
 
 /// At most this many listeners are kept from one listing; the rest are counted and dropped.
 pub const MAX_LISTENERS: usize = 256;

@@ -5,7 +5,7 @@
 
 use heapless::Deque;
 
-use crate::sample::Millis;
+use crate::judge::sample::Millis;
 
 /// Points kept per series.
 pub const HISTORY: usize = 300;

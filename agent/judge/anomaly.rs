@@ -4,7 +4,7 @@
 //! The rule, per task:
 //!
 //! 1. The first [`Calibration::settle`] scores are ignored: the running normalisation of
-//!    [`crate::vector`] is still learning the task and its first inputs are extreme.
+//!    [`crate::judge::vector`] is still learning the task and its first inputs are extreme.
 //! 2. The next [`Calibration::ticks`] scores go into a fixed log-spaced [`Histogram`]
 //!    ([`BINS`] counters, whatever the number of ticks).
 //! 3. The threshold is the upper edge of the bin holding the [`Calibration::quantile`] of those
@@ -15,7 +15,7 @@
 //! An anomaly is evidence for `degraded` only: a pattern never seen in warm-up is not proof
 //! that a fresh task would do better.
 
-use crate::vector::{INPUT_WIDTH, Raw, Vectoriser};
+use crate::judge::vector::{INPUT_WIDTH, Raw, Vectoriser};
 
 /// Log-spaced bins per decade of score.
 const BINS_PER_DECADE: usize = 20;
@@ -129,23 +129,30 @@ impl Reading {
         }
     }
 
-    /// The evidence handed to the verdict while anomalous.
-    pub fn evidence(&self) -> Option<String> {
-        let threshold = self.threshold.filter(|_| self.anomalous)?;
-        Some(if self.above > 0 {
-            format!(
-                "reconstruction error {} above the calibrated threshold {} for {} ticks",
-                significant(self.score),
-                significant(threshold),
+    /// Whether this reading is evidence for the verdict: calibrated and anomalous (including
+    /// the scores back under the threshold before the anomaly ends).
+    pub fn is_evidence(&self) -> bool {
+        self.threshold.is_some() && self.anomalous
+    }
+}
+
+/// The evidence line of an anomalous reading.
+impl std::fmt::Display for Reading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let score = significant(self.score);
+        let threshold = significant(self.threshold.unwrap_or(f64::NAN));
+        if self.above > 0 {
+            write!(
+                f,
+                "reconstruction error {score} above the calibrated threshold {threshold} for {} ticks",
                 self.above
             )
         } else {
-            format!(
-                "reconstruction error {} back under the calibrated threshold {} after an anomaly",
-                significant(self.score),
-                significant(threshold)
+            write!(
+                f,
+                "reconstruction error {score} back under the calibrated threshold {threshold} after an anomaly"
             )
-        })
+        }
     }
 }
 
@@ -244,15 +251,15 @@ pub trait Scorer {
 /// The whole path from raw channels to a reading, shared by the agent and `vigil replay`:
 /// [`Vectoriser`] → [`Scorer`] → [`Detector`].
 #[derive(Debug, Clone)]
-pub struct Pipeline<S> {
+pub struct Scoring<S> {
     vectoriser: Vectoriser,
     scorer: S,
     detector: Detector,
 }
 
-impl<S: Scorer> Pipeline<S> {
-    pub fn new(scorer: S, calibration: Calibration) -> Pipeline<S> {
-        Pipeline { vectoriser: Vectoriser::default(), scorer, detector: Detector::new(calibration) }
+impl<S: Scorer> Scoring<S> {
+    pub fn new(scorer: S, calibration: Calibration) -> Scoring<S> {
+        Scoring { vectoriser: Vectoriser::default(), scorer, detector: Detector::new(calibration) }
     }
 
     /// Takes one tick's raw channels. `Ok(None)` until the vectoriser's window is full.
@@ -340,7 +347,7 @@ mod tests {
         for (i, (score, above, anomalous)) in sequence.into_iter().enumerate() {
             let reading = detector.observe(score);
             assert_eq!((reading.above, reading.anomalous), (above, anomalous), "step {i}: {score}");
-            assert_eq!(reading.evidence().is_some(), anomalous, "step {i}");
+            assert_eq!(reading.is_evidence(), anomalous, "step {i}");
         }
     }
 
@@ -381,7 +388,7 @@ mod tests {
     fn evidence_reads_as_a_sentence() {
         let reading = Reading { score: 0.8421, threshold: Some(0.2519), above: 4, anomalous: true };
         assert_eq!(
-            reading.evidence().unwrap(),
+            reading.to_string(),
             "reconstruction error 0.842 above the calibrated threshold 0.252 for 4 ticks"
         );
         assert_eq!(significant(123.456), "123");
@@ -401,14 +408,14 @@ mod tests {
 
     #[test]
     fn the_pipeline_scores_once_the_window_is_full_and_flags_a_jump() {
-        let mut pipeline = Pipeline::new(NewestRow, calibration(10, 50));
+        let mut pipeline = Scoring::new(NewestRow, calibration(10, 50));
         let row = |x: f64| [Some(x), None, None, None, None, None, None, None];
         let mut readings = Vec::new();
         for t in 0..200 {
             readings.push(pipeline.push(&row(0.5 + 0.01 * (t % 5) as f64)).unwrap());
         }
-        assert!(readings[..crate::vector::WINDOW - 1].iter().all(Option::is_none));
-        assert!(readings[crate::vector::WINDOW - 1].is_some());
+        assert!(readings[..crate::judge::vector::WINDOW - 1].iter().all(Option::is_none));
+        assert!(readings[crate::judge::vector::WINDOW - 1].is_some());
         assert!(readings.iter().flatten().all(|r| !r.anomalous));
         assert!(pipeline.detector().threshold().is_some());
         let jumped: Vec<Reading> = (0..3).map(|_| pipeline.push(&row(0.9)).unwrap().unwrap()).collect();

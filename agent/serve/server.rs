@@ -26,9 +26,10 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::agent::{Shared, health};
-use crate::metrics;
-use crate::sample::Source;
+use crate::judge::sample::Source;
+use crate::serve::metrics;
+use crate::serve::shared::Shared;
+use crate::serve::snapshot::health;
 
 /// Connections served at once; further ones wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -155,7 +156,7 @@ pub fn status_json(shared: &Shared) -> Value {
             json!({
                 "reason": finding.reason.code(),
                 "state": finding.state.name(),
-                "evidence": finding.evidence,
+                "evidence": finding.to_string(),
                 "eta_seconds": finding.eta_seconds,
             })
         })

@@ -35,7 +35,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::sample::{
+use crate::judge::sample::{
     ContainerHealth, ContainerReading, ContainerStats, EphemeralStorage, Millis, NetworkCounters, Source,
     SourceError, TaskReading,
 };

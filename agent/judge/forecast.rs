@@ -15,8 +15,8 @@
 //!   do not rise yields nothing, however high its peaks go; a leak under the sawtooth raises the
 //!   troughs and yields an ETA for the peaks to reach the limit.
 
-use crate::sample::Millis;
-use crate::window::{Point, Series};
+use crate::judge::sample::Millis;
+use crate::judge::window::{Point, Series};
 
 /// Kendall's τ a trend needs to count.
 pub const MIN_CONFIDENCE: f64 = 0.6;
@@ -154,7 +154,7 @@ fn monotone(series: &Series, limit: f64) -> Option<(Trend, f64, Scale)> {
 
 /// Fits the troughs of a sawtooth; the level is the highest point of the latest full cycle.
 fn troughs(series: &Series, drop: f64) -> Option<(Trend, f64, Scale)> {
-    let mut troughs: heapless::Vec<Point, { crate::window::HISTORY }> = heapless::Vec::new();
+    let mut troughs: heapless::Vec<Point, { crate::judge::window::HISTORY }> = heapless::Vec::new();
     let mut previous: Option<Point> = None;
     let mut descending = false;
     for point in series.iter() {
@@ -180,7 +180,7 @@ fn troughs(series: &Series, drop: f64) -> Option<(Trend, f64, Scale)> {
 
 /// At most [`MAX_FIT_POINTS`] points, evenly spread, always keeping the last one.
 fn thin(points: impl DoubleEndedIterator<Item = Point>) -> heapless::Vec<Point, MAX_FIT_POINTS> {
-    let all: heapless::Vec<Point, { crate::window::HISTORY }> = points.collect();
+    let all: heapless::Vec<Point, { crate::judge::window::HISTORY }> = points.collect();
     let mut out = heapless::Vec::new();
     let n = all.len();
     if n <= MAX_FIT_POINTS {
