@@ -166,7 +166,7 @@ class Rebuild(unittest.TestCase):
 
 
 def rust_source():
-    return read(os.path.join(ROOT, "agent", "vector.rs"))
+    return read(os.path.join(ROOT, "agent", "judge", "vector.rs"))
 
 
 def rust_const(src, name):
@@ -221,7 +221,7 @@ class InputDefinition(unittest.TestCase):
 
 
 class Mirror(unittest.TestCase):
-    """The Python mirror reproduces the agent's own unit-test cases (agent/vector.rs)."""
+    """The Python mirror reproduces the agent's own unit-test cases (agent/judge/vector.rs)."""
 
     def test_plain_mean_and_variance_during_warm_up(self):
         v = vectors.Vectoriser()

@@ -1,6 +1,6 @@
 """Raw recordings -> the model's normalised 64-wide input vectors.
 
-The normalisation is the agent's (`agent/vector.rs`); `vigil vectors <raw.csv>` prints it.
+The normalisation is the agent's (`agent/judge/vector.rs`); `vigil vectors <raw.csv>` prints it.
 `Vectoriser` here mirrors it step for step (a test compares the two on the same recordings) so
 training does not need a Rust build; `from_vigil` runs the binary instead.
 """
@@ -35,7 +35,7 @@ def read_raw(path: str):
 
 
 class Vectoriser:
-    """The mirror of agent/vector.rs `Vectoriser` (f64 statistics, f32 outputs)."""
+    """The mirror of agent/judge/vector.rs `Vectoriser` (f64 statistics, f32 outputs)."""
 
     def __init__(self):
         c = len(CHANNELS)
