@@ -102,8 +102,7 @@ pub struct Config {
 }
 
 /// Where vigil gets its task-level view from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Only `/proc` and cgroups: no metadata service configured.
     Local,

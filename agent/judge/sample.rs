@@ -8,7 +8,7 @@
 pub type Millis = u64;
 
 /// Everything read in one tick.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sample {
     /// When the tick started, on the agent's monotonic clock.
     pub at: Millis,
@@ -33,7 +33,7 @@ pub struct Sample {
 }
 
 /// One watched process, from `/proc/<pid>/{stat,status,limits,fd,cmdline}`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProcessReading {
     pub pid: u32,
     /// The kernel's short name (`comm`), at most 15 bytes.
@@ -57,8 +57,7 @@ pub struct ProcessReading {
 }
 
 /// Which cgroup hierarchy a reading came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CgroupVersion {
     #[default]
     V1,
@@ -66,7 +65,7 @@ pub enum CgroupVersion {
 }
 
 /// The resource accounting of one cgroup, from v1 controllers or the v2 unified hierarchy.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CgroupReading {
     /// The cgroup's path relative to its hierarchy root, e.g. `/ecs/abc/def`.
     pub path: String,
@@ -99,7 +98,7 @@ impl CgroupReading {
 }
 
 /// The listening sockets and TCP counters of one network namespace.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetReading {
     /// The namespace's inode number (from `/proc/<pid>/ns/net`), when readable.
     pub namespace: Option<u64>,
@@ -111,7 +110,7 @@ pub struct NetReading {
 }
 
 /// One TCP socket in LISTEN state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Listener {
     pub port: u16,
     /// Connections waiting to be accepted (`idiag_rqueue` over `sock_diag`, `rx_queue` of a
@@ -125,7 +124,7 @@ pub struct Listener {
 }
 
 /// Pressure stall information (`/proc/pressure/{cpu,memory,io}`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Pressure {
     pub cpu: Option<PressureLine>,
     pub memory: Option<PressureLine>,
@@ -133,7 +132,7 @@ pub struct Pressure {
 }
 
 /// The `some` and (where the kernel reports it) `full` lines of one PSI file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PressureLine {
     pub some_avg10: f64,
     pub some_total_usec: u64,
@@ -142,8 +141,7 @@ pub struct PressureLine {
 }
 
 /// The result of one probe of the app's own health URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case", tag = "outcome")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProbeReading {
     /// The app answered with this status code after this many milliseconds.
     Answered { status: u16, latency_ms: u64 },
@@ -161,7 +159,7 @@ impl ProbeReading {
 }
 
 /// The task as the Task Metadata Service v4 describes it, in the project's own types.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskReading {
     pub task_arn: String,
     pub cluster: String,
@@ -185,7 +183,7 @@ pub struct TaskReading {
     pub stats_stale: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContainerReading {
     pub name: String,
     pub docker_id: String,
@@ -199,14 +197,13 @@ pub struct ContainerReading {
     pub stats: Option<ContainerStats>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerHealth {
     Healthy,
     Unhealthy,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContainerStats {
     /// `read` as nanoseconds since the Unix epoch.
     pub read_unix_nanos: i64,
@@ -234,7 +231,7 @@ pub struct ContainerStats {
 }
 
 /// Summed over interfaces.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetworkCounters {
     pub rx_bytes: u64,
     pub rx_packets: u64,
@@ -246,15 +243,14 @@ pub struct NetworkCounters {
     pub tx_dropped: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EphemeralStorage {
     pub utilized_bytes: u64,
     pub reserved_bytes: u64,
 }
 
 /// The inputs vigil reads, for error accounting and freshness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Source {
     /// `/proc/<pid>/*` of the watched processes.
     Proc,
@@ -293,7 +289,7 @@ impl Source {
 }
 
 /// A source that failed during a tick: counted and logged (rate-limited) by the tick loop.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceError {
     pub source: Source,
     /// Lower-case, names the cause, e.g. `read /proc/42/limits: no such file or directory`.

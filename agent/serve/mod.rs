@@ -5,3 +5,4 @@ pub mod metrics;
 pub mod server;
 pub mod shared;
 pub mod snapshot;
+pub mod status;

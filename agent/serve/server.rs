@@ -22,14 +22,13 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::judge::sample::Source;
 use crate::serve::metrics;
 use crate::serve::shared::Shared;
 use crate::serve::snapshot::health;
+use crate::serve::status::Status;
 
 /// Connections served at once; further ones wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -116,7 +115,7 @@ pub fn respond(shared: &Shared, method: &Method, path: &str, accept: Option<&str
             no_store(response)
         }
         "/status" => {
-            let body = serde_json::to_vec_pretty(&status_json(shared)).unwrap_or_default();
+            let body = status_json(shared);
             let mut response = Response::new(Full::new(Bytes::from(body)));
             response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             no_store(response)
@@ -129,80 +128,11 @@ pub fn respond(shared: &Shared, method: &Method, path: &str, accept: Option<&str
     }
 }
 
-/// The document served at `/status`.
-pub fn status_json(shared: &Shared) -> Value {
+/// The document served at `/status`, from the latest snapshot.
+pub fn status_json(shared: &Shared) -> Vec<u8> {
     let snapshot = shared.snapshot();
-    let now = shared.now();
-    let (code, body) = health(&snapshot.verdict, shared.stopping());
-    let mut sources = Map::new();
-    for source in Source::ALL {
-        let status = snapshot.source(source);
-        sources.insert(
-            source.name().to_string(),
-            json!({
-                "enabled": status.enabled,
-                "up": status.up,
-                "errors_total": status.errors_total,
-                "last_success_age_ms": status.last_success_at.map(|at| now.saturating_sub(at)),
-                "last_error": status.last_error,
-            }),
-        );
-    }
-    let reasons: Vec<Value> = snapshot
-        .verdict
-        .findings
-        .iter()
-        .map(|finding| {
-            json!({
-                "reason": finding.reason.code(),
-                "state": finding.state.name(),
-                "evidence": finding.to_string(),
-                "eta_seconds": finding.eta_seconds,
-            })
-        })
-        .collect();
-    let forecasts: Vec<Value> = snapshot
-        .signals
-        .forecasts
-        .iter()
-        .map(|f| {
-            json!({
-                "resource": f.resource.name(),
-                "subject": f.subject,
-                "eta_seconds": f.forecast.eta_seconds,
-                "rate_per_second": f.forecast.rate_per_second,
-                "confidence": f.forecast.confidence,
-                "level": f.forecast.level,
-                "limit": f.forecast.limit,
-                "trend": f.forecast.scale.name(),
-                "warm": f.warm,
-            })
-        })
-        .collect();
-    let restarts = &snapshot.restarts;
-    json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "mode": snapshot.mode,
-        "state": snapshot.verdict.state.name(),
-        "state_age_ms": now.saturating_sub(snapshot.verdict.since),
-        "health": {"status": code, "body": body},
-        "reasons": reasons,
-        "stopping": shared.stopping(),
-        "tick": snapshot.tick,
-        "interval_ms": shared.interval().as_millis() as u64,
-        "last_tick_age_ms": now.saturating_sub(snapshot.sample.at),
-        "processes_visible": snapshot.processes_visible,
-        "sources": sources,
-        "forecasts": forecasts,
-        "restarts": {
-            "recent": restarts.recent,
-            "recent_oom": restarts.recent_oom,
-            "recent_oom_kills": restarts.recent_oom_kills,
-            "next_crash_seconds": restarts.next_crash_seconds,
-        },
-        "anomaly": snapshot.anomaly,
-        "readings": snapshot.sample,
-    })
+    let document = Status::new(&snapshot, shared.now(), shared.stopping(), shared.interval());
+    serde_json::to_vec_pretty(&document).unwrap_or_default()
 }
 
 fn status(code: u16) -> StatusCode {

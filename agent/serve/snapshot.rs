@@ -24,7 +24,7 @@ pub struct SourceStatus {
 }
 
 /// What the autoencoder made of the latest tick.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AnomalyStatus {
     /// Which model scores ticks; `None` with `VIGIL_MODEL=off`.
     pub model: Option<String>,
