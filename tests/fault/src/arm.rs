@@ -1,6 +1,8 @@
-//! One arm of one scenario: launch the fleet, put it behind HAProxy, run the load, inject the
-//! fault, emulate the ECS scheduler (replace a task HAProxy marks down or that stops), then tear
-//! everything down and reduce the timeline to an [`ArmSummary`].
+//! One arm of one scenario, as a sequence: launch the fleet behind HAProxy, warm up, run the load
+//! while injecting the fault and carrying out the scheduler's actions each tick, tear everything
+//! down, and reduce the timeline to an [`ArmSummary`]. The decisions live in [`crate::scheduler`],
+//! the faults in [`crate::injection`], the watching in [`crate::watch`], the files in
+//! [`crate::writers`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,21 +10,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::fault::{FaultKind, FaultSpec};
+use crate::fault::FaultSpec;
 use crate::haproxy::{self, Haproxy, Profile};
-use crate::http;
+use crate::injection;
 use crate::load::{self, Outcome};
 use crate::net;
 use crate::prometheus::Prometheus;
 use crate::report::{self, ArmSummary, Context, Event, EventKind};
 use crate::scenario::{Bounds, Delivery, Scenario};
+use crate::scheduler::{Action, Observation, Phase, Scheduler, Timing};
 use crate::sys::unix_now;
 use crate::task::{self, APP_PORT, LaunchPlan, SIDECAR_PORT, Sidecar, TaskHandle};
 use crate::watch::{self, TaskSample};
+use crate::writers;
 
-const TICK: Duration = Duration::from_millis(250);
+/// The scheduler's tick, as often as the prober polls.
+const TICK: Duration = watch::PROBE_EVERY;
 const WARM_UP_LIMIT_S: f64 = 60.0;
-const READY_LIMIT_S: f64 = 30.0;
 
 /// The three ways the load balancer learns a task's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,38 +81,18 @@ pub struct RunSetup {
     pub record: Option<PathBuf>,
 }
 
-/// Where a task is in the scheduler's life cycle.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Phase {
-    /// Launched, waiting for its health port.
-    Starting { since: f64 },
-    /// Registered with HAProxy, waiting for UP.
-    Joining { since: f64 },
-    /// Taking traffic.
-    Serving,
-    /// Marked down or stopped; its replacement is starting.
-    Replacing { since: f64 },
-    /// Deregistered; stopped after the deregistration delay.
-    Draining { since: f64 },
-    /// Stop requested.
-    Stopped,
-}
-
 struct Member {
     slot: u32,
     target: bool,
     handle: Option<TaskHandle>,
     events_path: PathBuf,
-    phase: Phase,
-    /// The slot of the task that replaces this one.
-    replaced_by: Option<u32>,
-    up: Option<bool>,
     check_ok: Arc<Mutex<Option<bool>>>,
     prober_stop: Arc<AtomicBool>,
 }
 
 struct Fleet {
     members: BTreeMap<u32, Member>,
+    scheduler: Scheduler,
     next_slot: u32,
     events: Arc<Mutex<Vec<Event>>>,
     stopping: Vec<tokio::task::JoinHandle<()>>,
@@ -120,20 +104,33 @@ struct Fleet {
 
 impl Fleet {
     fn log(&self, slot: u32, kind: EventKind, detail: impl Into<String>) {
-        log_event(&self.events, slot, kind, detail.into());
+        self.record(vec![Event { t: unix_now(), slot, kind, detail: detail.into() }]);
+    }
+
+    fn record(&self, events: Vec<Event>) {
+        self.events.lock().expect("events lock").extend(events);
+    }
+
+    fn phase(&self, slot: u32) -> Option<Phase> {
+        self.scheduler.phase(slot)
+    }
+
+    fn live(&self) -> impl Iterator<Item = &Member> {
+        self.members.values().filter(|m| self.phase(m.slot) != Some(Phase::Stopped))
+    }
+
+    /// The fault targets still serving.
+    fn serving_targets(&self) -> Vec<u32> {
+        self.members
+            .values()
+            .filter(|m| m.target && self.phase(m.slot) == Some(Phase::Serving))
+            .map(|m| m.slot)
+            .collect()
     }
 
     fn live_addresses(&self) -> Vec<String> {
-        self.members
-            .values()
-            .filter(|m| m.phase != Phase::Stopped)
-            .map(|m| format!("{}:{SIDECAR_PORT}", net::slot_address(m.slot)))
-            .collect()
+        self.live().map(|m| format!("{}:{SIDECAR_PORT}", net::slot_address(m.slot))).collect()
     }
-}
-
-fn log_event(events: &Mutex<Vec<Event>>, slot: u32, kind: EventKind, detail: String) {
-    events.lock().expect("events lock").push(Event { t: unix_now(), slot, kind, detail });
 }
 
 /// Runs one arm and returns its summary; never leaves anything running behind it.
@@ -232,14 +229,19 @@ async fn drive(
     let events = Arc::new(Mutex::new(Vec::new()));
     let mut fleet = Fleet {
         members: BTreeMap::new(),
+        scheduler: Scheduler::new(Timing {
+            deregistration_delay_s: scenario.tasks.deregistration_delay_s,
+            stop_timeout_s: scenario.tasks.stop_timeout_s,
+        }),
         next_slot: 1,
         events: Arc::clone(&events),
         stopping: Vec::new(),
         samples: Arc::new(Mutex::new(Vec::new())),
         extra_pids: Vec::new(),
     };
-    let config = haproxy::render(profile, APP_PORT, arm.check_port(), &dir.join("haproxy.sock"));
-    let mut balancer = Haproxy::start(dir, &config).map_err(|e| e.to_string())?;
+    let socket = haproxy::socket_path();
+    let config = haproxy::render(profile, APP_PORT, arm.check_port(), &socket);
+    let mut balancer = Haproxy::start(dir, &config, &socket).map_err(|e| e.to_string())?;
     let mut prometheus = match arm {
         Arm::Baseline => None,
         _ => Some(Prometheus::start(dir).map_err(|e| format!("cannot start prometheus: {e}"))?),
@@ -259,10 +261,10 @@ async fn drive(
     let _ = std::fs::write(dir.join("samples.csv"), watch::to_csv(&samples, load_start));
     let mut all_events = std::mem::take(&mut *events.lock().expect("events lock"));
     for member in fleet.members.values() {
-        all_events.extend(init_events(member.slot, &member.events_path));
+        all_events.extend(writers::init_events(member.slot, &member.events_path));
     }
     all_events.sort_by(|a, b| a.t.total_cmp(&b.t));
-    write_timeline(dir, &all_events, &outcomes, load_start);
+    writers::write_timeline(dir, &all_events, &outcomes, load_start);
     let targets: Vec<u32> = fleet.members.values().filter(|m| m.target).map(|m| m.slot).collect();
     let env_fault_after = scenario
         .fault
@@ -275,7 +277,8 @@ async fn drive(
     summary.scrapes = totals;
     summary.target_slots = targets.clone();
     if let Some(prefix) = &plan.record {
-        write_record_index(prefix, scenario, &summary, load_start, &targets, &all_events);
+        let index = writers::record_index(scenario, &summary, load_start, &targets, &all_events);
+        writers::write_record_index(prefix, &index);
     }
     Ok(summary)
 }
@@ -302,7 +305,7 @@ async fn serve(
     }
     // Warm-up: every initial task must be UP before the load starts.
     let began = unix_now();
-    while fleet.members.values().any(|m| m.phase != Phase::Serving) {
+    while !fleet.scheduler.all_serving() {
         if unix_now() - began > WARM_UP_LIMIT_S {
             return Err(warm_up_failure(fleet));
         }
@@ -324,11 +327,17 @@ async fn serve(
             let spec = scenario.fault_spec().unwrap_or_else(FaultSpec::none);
             if !injected && elapsed >= fault.at_s {
                 injected = true;
+                let targets = fleet.serving_targets();
                 if spec.kind.is_harness() {
                     let room = fault.for_s.unwrap_or(scenario.duration_s - fault.at_s);
-                    harness_fault(fleet, &spec, room).await;
+                    let handles: Vec<(u32, Option<&TaskHandle>)> =
+                        targets.iter().map(|slot| (*slot, fleet.members[slot].handle.as_ref())).collect();
+                    let applied = injection::apply_harness(&spec, &handles, room).await;
+                    fleet.extra_pids.extend(applied.pids);
+                    fleet.record(applied.events);
                 } else {
-                    inject(fleet, &spec.to_string(), EventKind::FaultInjected).await;
+                    let line = spec.to_string();
+                    fleet.record(injection::post_spec(&targets, &line, EventKind::FaultInjected).await);
                 }
             }
             if let Some(for_s) = fault.for_s
@@ -337,15 +346,29 @@ async fn serve(
             {
                 cleared = true;
                 if spec.kind.is_harness() {
-                    clear_harness_fault(fleet, &spec);
+                    let slots: Vec<u32> = fleet
+                        .members
+                        .values()
+                        .filter(|m| m.target && m.handle.is_some())
+                        .map(|m| m.slot)
+                        .collect();
+                    let events = injection::clear_harness(&spec, &slots, &mut fleet.extra_pids);
+                    fleet.record(events);
                 } else {
-                    inject(fleet, "none", EventKind::FaultCleared).await;
+                    let targets = fleet.serving_targets();
+                    fleet.record(injection::post_spec(&targets, "none", EventKind::FaultCleared).await);
                 }
             }
         }
         if let Some(plan) = &scenario.noise {
             if noise.is_none() && elapsed >= plan.at_s {
-                noise = start_noise(fleet, plan);
+                noise = injection::start_noise(plan).map(|(pid, event)| {
+                    if pid > 0 {
+                        fleet.extra_pids.push(pid);
+                    }
+                    fleet.record(vec![event]);
+                    pid
+                });
             }
             if let Some(pid) = noise.filter(|pid| *pid > 0 && elapsed >= plan.at_s + plan.for_s) {
                 crate::sys::stop_child(pid, Duration::from_secs(1));
@@ -355,7 +378,16 @@ async fn serve(
             }
         }
         if ticks.is_multiple_of(4) {
-            spawn_samples(fleet, arm, plan.shape.memory_mib * 1024 * 1024);
+            let live = fleet
+                .live()
+                .filter_map(|m| m.handle.as_ref().map(|h| (m.slot, h.cgroups.memory.clone())))
+                .collect();
+            watch::spawn_samples(
+                live,
+                arm == Arm::Vigil,
+                plan.shape.memory_mib * 1024 * 1024,
+                &fleet.samples,
+            );
         }
         ticks += 1;
         step(fleet, plan, arm, balancer, prometheus, false).await;
@@ -365,159 +397,14 @@ async fn serve(
     Ok((outcomes, load_start))
 }
 
-/// Samples every live task once, in the background.
-fn spawn_samples(fleet: &Fleet, arm: Arm, limit_bytes: u64) {
-    let now = unix_now();
-    for member in fleet.members.values().filter(|m| m.phase != Phase::Stopped) {
-        let Some(handle) = &member.handle else { continue };
-        let (slot, memory) = (member.slot, handle.cgroups.memory.clone());
-        let url =
-            (arm == Arm::Vigil).then(|| format!("http://{}:{SIDECAR_PORT}/status", net::slot_address(slot)));
-        let samples = Arc::clone(&fleet.samples);
-        tokio::spawn(async move {
-            let sample = watch::sample(now, slot, &memory, limit_bytes, url.as_deref()).await;
-            samples.lock().expect("samples lock").push(sample);
-        });
-    }
-}
-
-/// Applies a harness fault (kill, packet loss, I/O stress) to every target task still serving;
-/// `room` bounds how long a started stressor may run, seconds.
-async fn harness_fault(fleet: &mut Fleet, spec: &FaultSpec, room: f64) {
-    let line = spec.to_string();
-    let targets: Vec<u32> =
-        fleet.members.values().filter(|m| m.target && m.phase == Phase::Serving).map(|m| m.slot).collect();
-    for slot in targets {
-        // Logged with the moment before the action: a killed app's exit is logged within
-        // milliseconds, and must not come before its cause.
-        let at = unix_now();
-        let detail = match spec.kind {
-            FaultKind::Kill => {
-                let url = format!("http://{}:{}/vgf/kill", net::slot_address(slot), task::TMDS_PORT);
-                match http::call(&http::client(0), "POST", &url, "", Duration::from_secs(2)).await {
-                    Ok(answer) => format!("{line}: {}", String::from_utf8_lossy(&answer.body).trim()),
-                    Err(e) => format!("{line}: {e}"),
-                }
-            }
-            FaultKind::PacketLoss => {
-                let rules = packet_loss_rules(spec.get("percent", 10.0));
-                match crate::sys::run_with_input(
-                    "ip",
-                    &["netns", "exec", &net::slot_netns(slot), "nft", "-f", "-"],
-                    &rules,
-                ) {
-                    Ok(()) => line.clone(),
-                    Err(e) => format!("{line}: {e}"),
-                }
-            }
-            FaultKind::IoStress => {
-                let member = &fleet.members[&slot];
-                let Some(handle) = &member.handle else { continue };
-                match task::spawn_in_app_cgroups(handle, spec.get("workers", 2.0) as u32, room) {
-                    Ok(pid) => {
-                        fleet.extra_pids.push(pid);
-                        format!("{line}: stress-ng pid {pid}")
-                    }
-                    Err(e) => format!("{line}: {e}"),
-                }
-            }
-            _ => continue,
-        };
-        fleet.events.lock().expect("events lock").push(Event {
-            t: at,
-            slot,
-            kind: EventKind::FaultInjected,
-            detail,
-        });
-    }
-}
-
-/// The nftables table that drops `percent` % of the packets arriving on `eth1` for the app port.
-pub fn packet_loss_rules(percent: f64) -> String {
-    let percent = percent.clamp(0.0, 100.0).round() as u32;
-    format!(
-        "table inet vgf_loss {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    \
-         iifname \"eth1\" tcp dport {APP_PORT} numgen random mod 100 < {percent} counter drop\n  }}\n}}\n"
-    )
-}
-
-/// Ends a harness fault early (its `for_s` ran out).
-fn clear_harness_fault(fleet: &mut Fleet, spec: &FaultSpec) {
-    match spec.kind {
-        FaultKind::PacketLoss => {
-            let slots: Vec<u32> =
-                fleet.members.values().filter(|m| m.target && m.handle.is_some()).map(|m| m.slot).collect();
-            for slot in slots {
-                let _ = crate::sys::run(
-                    "ip",
-                    &["netns", "exec", &net::slot_netns(slot), "nft", "delete", "table", "inet", "vgf_loss"],
-                );
-                fleet.log(slot, EventKind::FaultCleared, "packet loss removed");
-            }
-        }
-        FaultKind::IoStress => {
-            for pid in std::mem::take(&mut fleet.extra_pids) {
-                crate::sys::stop_child(pid, Duration::from_secs(2));
-            }
-            fleet.log(0, EventKind::FaultCleared, "io stress stopped");
-        }
-        _ => {}
-    }
-}
-
-/// Starts the noisy neighbour: `vigil-fault burn` outside every task.
-fn start_noise(fleet: &mut Fleet, plan: &crate::scenario::Noise) -> Option<u32> {
-    let harness = std::env::current_exe().ok()?;
-    let child = std::process::Command::new(harness)
-        .args(["burn", &plan.threads.to_string(), &format!("{}", plan.for_s.ceil() as u64 + 1)])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    match child {
-        Ok(child) => {
-            let pid = child.id();
-            crate::sys::register_pid(pid);
-            fleet.extra_pids.push(pid);
-            fleet.log(
-                0,
-                EventKind::FaultInjected,
-                format!("noise: {} busy threads, pid {pid}", plan.threads),
-            );
-            // Reaped by the stop; the handle itself is not needed.
-            std::mem::forget(child);
-            Some(pid)
-        }
-        Err(e) => {
-            fleet.log(0, EventKind::FaultInjected, format!("noise failed: {e}"));
-            Some(0)
-        }
-    }
-}
-
 fn warm_up_failure(fleet: &Fleet) -> String {
     let stuck: Vec<String> = fleet
         .members
         .values()
-        .filter(|m| m.phase != Phase::Serving)
-        .map(|m| format!("t{} {:?}", m.slot, m.phase))
+        .filter(|m| fleet.phase(m.slot) != Some(Phase::Serving))
+        .map(|m| format!("t{} {:?}", m.slot, fleet.phase(m.slot)))
         .collect();
     format!("warm-up: tasks never became healthy behind haproxy ({}); see tasks/*/ logs", stuck.join(", "))
-}
-
-/// Posts a fault spec to the app of every target task still serving.
-async fn inject(fleet: &Fleet, line: &str, kind: EventKind) {
-    let client = http::client(0);
-    for member in fleet.members.values().filter(|m| m.target && m.phase == Phase::Serving) {
-        let url = format!("http://{}:{APP_PORT}/admin/fault", net::slot_address(member.slot));
-        let result = http::call(&client, "POST", &url, line, Duration::from_secs(2)).await;
-        let detail = match result {
-            Ok(answer) if answer.status == 200 => line.to_owned(),
-            Ok(answer) => format!("{line}: status {}", answer.status),
-            Err(e) => format!("{line}: {e}"),
-        };
-        fleet.log(member.slot, kind, detail);
-    }
 }
 
 /// Launches a task in the next free slot and starts probing its health port.
@@ -541,13 +428,14 @@ async fn launch_member(
     fleet.log(slot, EventKind::TaskLaunched, handle.task_id.clone());
     let check_ok = Arc::new(Mutex::new(None));
     let prober_stop = Arc::new(AtomicBool::new(false));
-    tokio::spawn(probe(
+    tokio::spawn(watch::probe(
         slot,
         arm.check_port(),
         Arc::clone(&check_ok),
         Arc::clone(&prober_stop),
         Arc::clone(&fleet.events),
     ));
+    fleet.scheduler.launched(slot, unix_now());
     fleet.members.insert(
         slot,
         Member {
@@ -555,9 +443,6 @@ async fn launch_member(
             target,
             events_path: handle.events_path.clone(),
             handle: Some(handle),
-            phase: Phase::Starting { since: unix_now() },
-            replaced_by: None,
-            up: None,
             check_ok,
             prober_stop,
         },
@@ -565,34 +450,7 @@ async fn launch_member(
     Ok(slot)
 }
 
-/// Polls a task's health port every tick and logs each change.
-async fn probe(
-    slot: u32,
-    port: u16,
-    state: Arc<Mutex<Option<bool>>>,
-    stop: Arc<AtomicBool>,
-    events: Arc<Mutex<Vec<Event>>>,
-) {
-    let url = format!("http://{}:{port}/health", net::slot_address(slot));
-    while !stop.load(Ordering::Relaxed) {
-        let started = tokio::time::Instant::now();
-        let answer = http::get_fresh(&url, Duration::from_millis(800)).await;
-        let (ok, detail) = match answer {
-            Ok(a) if a.status == 200 => (true, String::new()),
-            Ok(a) => (false, format!("{} {}", a.status, String::from_utf8_lossy(&a.body).trim())),
-            Err(e) => (false, e.to_string()),
-        };
-        let previous = state.lock().expect("probe lock").replace(ok);
-        // A port that has never answered is still starting, not red.
-        if previous.is_some_and(|p| p != ok) || (previous.is_none() && ok) {
-            let kind = if ok { EventKind::HealthGreen } else { EventKind::HealthRed };
-            log_event(&events, slot, kind, detail);
-        }
-        tokio::time::sleep_until(started + TICK).await;
-    }
-}
-
-/// One scheduler tick: read HAProxy, move every task along its life cycle.
+/// One scheduler tick: read HAProxy and the tasks, then carry out what the scheduler decides.
 async fn step(
     fleet: &mut Fleet,
     plan: &LaunchPlan,
@@ -602,90 +460,29 @@ async fn step(
     warming_up: bool,
 ) {
     let states = haproxy::servers(&balancer.socket).await.unwrap_or_default();
-    let now = unix_now();
-    let mut replace = Vec::new();
-    let mut stop = Vec::new();
-    let slots: Vec<u32> = fleet.members.keys().copied().collect();
-    for slot in slots {
-        let up = states.iter().find(|s| s.slot == slot).map(|s| s.is_up());
-        let member = fleet.members.get_mut(&slot).expect("member exists");
-        let exited = member.handle.as_mut().is_some_and(|h| h.poll_exited());
-        let check_ok = *member.check_ok.lock().expect("probe lock");
-        let registered = !matches!(member.phase, Phase::Starting { .. } | Phase::Stopped);
-        let changed = registered && up.is_some() && up != member.up;
-        if changed {
-            member.up = up;
-        }
-        let phase = member.phase;
-        if changed {
-            let kind = if up == Some(true) { EventKind::HaproxyUp } else { EventKind::HaproxyDown };
-            fleet.log(slot, kind, "");
-        }
-        let member = fleet.members.get_mut(&slot).expect("member exists");
-        match phase {
-            Phase::Starting { since } => {
-                if check_ok == Some(true) {
-                    let _ = haproxy::set_state(&balancer.socket, slot, "ready").await;
-                    member.phase = Phase::Joining { since: now };
-                    fleet.log(slot, EventKind::Registered, "");
-                } else if exited || now - since > READY_LIMIT_S {
-                    member.phase = Phase::Stopped;
-                    stop.push(slot);
-                }
-            }
-            Phase::Joining { since } => {
-                if up == Some(true) {
-                    member.phase = Phase::Serving;
-                } else if exited || now - since > READY_LIMIT_S {
-                    let _ = haproxy::set_state(&balancer.socket, slot, "maint").await;
-                    member.phase = Phase::Stopped;
-                    stop.push(slot);
-                }
-            }
-            Phase::Serving => {
-                if exited || (changed && up == Some(false)) {
-                    let why = if exited { "task stopped" } else { "marked down" };
-                    let _ = haproxy::set_state(&balancer.socket, slot, "drain").await;
-                    member.phase = Phase::Replacing { since: now };
-                    if !warming_up {
-                        replace.push((slot, why));
-                    }
-                }
-            }
-            Phase::Replacing { since } => {
-                let replacement = member.replaced_by.and_then(|by| fleet.members.get(&by));
-                let settled = match replacement {
-                    Some(r) => matches!(r.phase, Phase::Serving | Phase::Stopped),
-                    None => true,
-                };
-                if settled || warming_up || now - since > READY_LIMIT_S * 2.0 {
-                    let member = fleet.members.get_mut(&slot).expect("member exists");
-                    let _ = haproxy::set_state(&balancer.socket, slot, "maint").await;
-                    member.phase = Phase::Draining { since: now };
-                    fleet.log(slot, EventKind::Deregistered, "");
-                }
-            }
-            Phase::Draining { since } => {
-                if now - since >= plan.shape.deregistration_delay_s {
-                    member.phase = Phase::Stopped;
-                    stop.push(slot);
-                }
-            }
-            Phase::Stopped => {}
-        }
+    let mut seen = BTreeMap::new();
+    for member in fleet.members.values_mut() {
+        let observation = Observation {
+            up: states.iter().find(|s| s.slot == member.slot).map(|s| s.is_up()),
+            exited: member.handle.as_mut().is_some_and(|h| h.poll_exited()),
+            check_ok: *member.check_ok.lock().expect("probe lock"),
+        };
+        seen.insert(member.slot, observation);
     }
-    for slot in stop {
-        stop_member(fleet, slot, plan.shape.stop_timeout_s);
-    }
-    for (old, why) in replace {
-        match launch_member(fleet, plan, arm, false, None).await {
-            Ok(new) => {
-                if let Some(member) = fleet.members.get_mut(&old) {
-                    member.replaced_by = Some(new);
-                }
-                fleet.log(old, EventKind::ReplacementStarted, format!("t{new}: {why}"));
+    for action in fleet.scheduler.tick(unix_now(), &seen, warming_up) {
+        match action {
+            Action::SetState { slot, state } => {
+                let _ = haproxy::set_state(&balancer.socket, slot, state.word()).await;
             }
-            Err(e) => fleet.log(old, EventKind::ReplacementStarted, format!("failed: {e}")),
+            Action::Log { slot, kind } => fleet.log(slot, kind, ""),
+            Action::Stop { slot, timeout_s } => stop_member(fleet, slot, timeout_s),
+            Action::Replace { old, why } => match launch_member(fleet, plan, arm, false, None).await {
+                Ok(new) => {
+                    fleet.scheduler.replaced(old, new);
+                    fleet.log(old, EventKind::ReplacementStarted, format!("t{new}: {why}"));
+                }
+                Err(e) => fleet.log(old, EventKind::ReplacementStarted, format!("failed: {e}")),
+            },
         }
     }
     if let Some(prometheus) = prometheus {
@@ -711,97 +508,14 @@ async fn teardown(fleet: &mut Fleet, scenario: &Scenario) {
     for pid in std::mem::take(&mut fleet.extra_pids) {
         crate::sys::stop_child(pid, Duration::from_secs(2));
     }
+    fleet.scheduler.stop_all();
     let slots: Vec<u32> = fleet.members.keys().copied().collect();
     for slot in slots {
-        if let Some(member) = fleet.members.get_mut(&slot) {
-            member.phase = Phase::Stopped;
-        }
         stop_member(fleet, slot, scenario.tasks.stop_timeout_s);
     }
     for handle in std::mem::take(&mut fleet.stopping) {
         let _ = handle.await;
     }
-}
-
-/// Converts a task init's log into timeline events.
-fn init_events(slot: u32, path: &Path) -> Vec<Event> {
-    task::read_events(path)
-        .into_iter()
-        .filter(|e| e.container == "app" || e.event == "task_stopped")
-        .map(|e| {
-            let kind = match e.event.as_str() {
-                "start" => EventKind::AppStart,
-                "exit" => EventKind::AppExit,
-                _ => EventKind::TaskStopped,
-            };
-            let mut detail = String::new();
-            if let Some(code) = e.code {
-                detail = format!("code {code}");
-            }
-            if e.oom {
-                detail.push_str(" oom");
-            }
-            if e.restart_count > 0 {
-                detail.push_str(&format!(" restart {}", e.restart_count));
-            }
-            Event { t: e.t, slot, kind, detail: detail.trim().to_owned() }
-        })
-        .collect()
-}
-
-/// Writes `events.jsonl` and `requests.csv` (seconds from the load's start).
-fn write_timeline(dir: &Path, events: &[Event], outcomes: &[Outcome], load_start: f64) {
-    let mut lines = String::new();
-    for event in events {
-        let mut value = serde_json::to_value(event).unwrap_or_default();
-        value["t_rel"] = serde_json::json!(((event.t - load_start) * 1000.0).round() / 1000.0);
-        lines.push_str(&value.to_string());
-        lines.push('\n');
-    }
-    let _ = std::fs::write(dir.join("events.jsonl"), lines);
-    let mut csv = String::from("t_rel_s,latency_ms,status\n");
-    for o in outcomes {
-        csv.push_str(&format!("{:.4},{:.2},{}\n", o.t - load_start, o.latency_ms, o.status));
-    }
-    let _ = std::fs::write(dir.join("requests.csv"), csv);
-}
-
-/// Writes `<prefix>.json` beside the recordings: when the load and the fault started (Unix ms),
-/// which task slots the fault hit, and each slot's life span, so ticks can be labelled.
-fn write_record_index(
-    prefix: &Path,
-    scenario: &Scenario,
-    summary: &ArmSummary,
-    load_start: f64,
-    targets: &[u32],
-    events: &[Event],
-) {
-    let ms = |t: f64| (t * 1000.0).round() as i64;
-    let mut slots = BTreeMap::new();
-    for event in events {
-        let span = slots.entry(event.slot).or_insert((event.t, event.t));
-        span.0 = span.0.min(event.t);
-        span.1 = span.1.max(event.t);
-    }
-    let index = serde_json::json!({
-        "scenario": scenario.name,
-        "description": scenario.description,
-        "benign": scenario.benign,
-        "fault": scenario.fault.as_ref().map(|f| format!("{} {}", f.kind, f.params).trim().to_owned()),
-        "load_start_unix_ms": ms(load_start),
-        "fault_start_unix_ms": summary.fault_time_s.map(|t| ms(load_start + t)),
-        "fault_end_unix_ms": scenario
-            .fault
-            .as_ref()
-            .and_then(|f| f.for_s.map(|d| ms(load_start + f.at_s + d))),
-        "target_slots": targets,
-        "slots": slots
-            .iter()
-            .map(|(slot, (first, last))| serde_json::json!({"slot": slot, "first_unix_ms": ms(*first), "last_unix_ms": ms(*last)}))
-            .collect::<Vec<_>>(),
-    });
-    let path = PathBuf::from(format!("{}.json", prefix.display()));
-    let _ = std::fs::write(path, serde_json::to_string_pretty(&index).unwrap_or_default());
 }
 
 /// Removes the per-arm work files that are large and of no later use.
@@ -812,16 +526,6 @@ pub fn prune(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn packet_loss_drops_a_share_of_the_app_port_on_eth1_only() {
-        let rules = packet_loss_rules(20.0);
-        assert!(rules.starts_with("table inet vgf_loss {\n  chain input {\n"), "{rules}");
-        assert!(
-            rules.contains("    iifname \"eth1\" tcp dport 8080 numgen random mod 100 < 20 counter drop\n")
-        );
-        assert!(packet_loss_rules(250.0).contains("< 100 counter"));
-    }
 
     #[test]
     fn arms_parse_and_check_their_ports() {

@@ -59,6 +59,12 @@ impl Profile {
     }
 }
 
+/// The stats socket of this harness process: short, because a unix socket path is limited to
+/// 108 bytes and a run's folder may be deep; one per process, so two harnesses never share it.
+pub fn socket_path() -> PathBuf {
+    PathBuf::from(format!("/tmp/vgf-haproxy-{}.sock", std::process::id()))
+}
+
 /// Renders the configuration; `socket` is the stats socket path.
 pub fn render(profile: Profile, app_port: u16, check_port: u16, socket: &Path) -> String {
     let mut config = format!(
@@ -105,7 +111,7 @@ pub struct Haproxy {
 pub enum HaproxyError {
     #[error("cannot write the configuration {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
-    #[error("the configuration does not check: {0}")]
+    #[error("the configuration does not check:\n{0}")]
     Config(String),
     #[error("cannot start haproxy: {0}")]
     Spawn(std::io::Error),
@@ -114,14 +120,16 @@ pub enum HaproxyError {
 }
 
 impl Haproxy {
-    /// Writes the configuration in `dir`, checks it, and starts HAProxy in the foreground in
-    /// the caller's (the harness) network namespace.
-    pub fn start(dir: &Path, config: &str) -> Result<Haproxy, HaproxyError> {
+    /// Writes the configuration in `dir`, checks it (a failed check carries HAProxy's own
+    /// messages), and starts HAProxy in the foreground in the caller's (the harness) network
+    /// namespace; `socket` is the stats socket the configuration names.
+    pub fn start(dir: &Path, config: &str, socket: &Path) -> Result<Haproxy, HaproxyError> {
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, config).map_err(|source| HaproxyError::Write { path: path.clone(), source })?;
         let path_text = path.display().to_string();
-        sys::run("haproxy", &["-c", "-q", "-f", &path_text])
-            .map_err(|e| HaproxyError::Config(e.to_string()))?;
+        check(&path_text)?;
+        // A socket left by an earlier arm of this process.
+        let _ = std::fs::remove_file(socket);
         let log = std::fs::File::create(dir.join("haproxy.log")).map_err(HaproxyError::Spawn)?;
         let child = Command::new("haproxy")
             .args(["-db", "-f", &path_text])
@@ -131,14 +139,42 @@ impl Haproxy {
             .spawn()
             .map_err(HaproxyError::Spawn)?;
         sys::register_pid(child.id());
-        Ok(Haproxy { child, socket: dir.join("haproxy.sock") })
+        Ok(Haproxy { child, socket: socket.to_owned() })
     }
 
-    /// Ends HAProxy by its PID.
+    /// Ends HAProxy by its PID and removes its stats socket.
     pub fn stop(&mut self) {
         sys::stop_pid(self.child.id(), Duration::from_secs(2));
         let _ = self.child.wait();
         sys::forget_pid(self.child.id());
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// `haproxy -c -f <config>`; on failure, HAProxy's own output (its alerts name the line).
+fn check(config_path: &str) -> Result<(), HaproxyError> {
+    let output = Command::new("haproxy")
+        .args(["-c", "-f", config_path])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(HaproxyError::Spawn)?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(HaproxyError::Config(check_failure(&output.stdout, &output.stderr, output.status.code())))
+}
+
+/// The message of a failed configuration check: HAProxy's stderr and stdout, trimmed.
+fn check_failure(stdout: &[u8], stderr: &[u8], code: Option<i32>) -> String {
+    let text: Vec<String> = [stderr, stdout]
+        .iter()
+        .map(|bytes| String::from_utf8_lossy(bytes).trim().to_owned())
+        .filter(|text| !text.is_empty())
+        .collect();
+    match (text.is_empty(), code) {
+        (true, Some(code)) => format!("haproxy -c exited with status {code} and no message"),
+        (true, None) => "haproxy -c was killed by a signal".to_owned(),
+        (false, _) => text.join("\n"),
     }
 }
 
@@ -219,6 +255,24 @@ mod tests {
         assert!(config.contains("server s1 10.200.0.11:8080 disabled"));
         let fast = render(Profile::Fast, 8080, 8080, Path::new("/tmp/x.sock"));
         assert!(fast.contains("check port 8080 inter 1s fall 2 rise 2"));
+    }
+
+    #[test]
+    fn the_stats_socket_path_is_short_and_per_process() {
+        let path = socket_path();
+        assert!(path.as_os_str().len() < 108, "{}", path.display());
+        assert!(path.display().to_string().ends_with(&format!("-{}.sock", std::process::id())));
+    }
+
+    #[test]
+    fn a_failed_check_shows_haproxys_own_words() {
+        let alert = b"[ALERT]    (1) : config : parsing [x.cfg:3] : unknown keyword 'bogus'.\n";
+        assert_eq!(
+            check_failure(b"", alert, Some(1)),
+            "[ALERT]    (1) : config : parsing [x.cfg:3] : unknown keyword 'bogus'."
+        );
+        assert_eq!(check_failure(b"out", b"err", Some(1)), "err\nout");
+        assert_eq!(check_failure(b"", b" \n", Some(2)), "haproxy -c exited with status 2 and no message");
     }
 
     #[test]

@@ -25,6 +25,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cgroup::TaskCgroups;
 use crate::http::{self, Body};
+use crate::restart::{self, Next, RestartPolicy, Role};
 use crate::sys::unix_now;
 use crate::tmds::{self, ContainerInfo, ContainerReading, HostReading, TaskInfo};
 
@@ -174,6 +175,11 @@ async fn supervise(spec: &InitSpec, state: &State, log: &mut File) -> i32 {
         None => return 72,
     };
     let mut sidecar = spec.sidecar.as_ref().and_then(|c| start(spec, c, state, log, 0));
+    let policy = RestartPolicy {
+        enabled: spec.restart_policy,
+        attempt_period_s: spec.restart_attempt_period_s,
+        delay: Duration::from_millis(spec.restart_delay_ms),
+    };
     let mut restarts = 0u32;
     let mut app_started = unix_now();
     loop {
@@ -181,10 +187,10 @@ async fn supervise(spec: &InitSpec, state: &State, log: &mut File) -> i32 {
             status = app.wait() => {
                 let ran = unix_now() - app_started;
                 exited(spec, &spec.app, state, log, status, restarts);
-                if !(spec.restart_policy && ran >= spec.restart_attempt_period_s) {
+                let Next::Restart { delay } = restart::after_exit(Role::App, &policy, ran) else {
                     break;
-                }
-                tokio::time::sleep(Duration::from_millis(spec.restart_delay_ms)).await;
+                };
+                tokio::time::sleep(delay).await;
                 restarts += 1;
                 app_started = unix_now();
                 match start(spec, &spec.app, state, log, restarts) {
@@ -195,6 +201,9 @@ async fn supervise(spec: &InitSpec, state: &State, log: &mut File) -> i32 {
             status = wait_optional(&mut sidecar) => {
                 if let Some(container) = &spec.sidecar {
                     exited(spec, container, state, log, status, 0);
+                }
+                if restart::after_exit(Role::Sidecar, &policy, 0.0) == Next::StopTask {
+                    break;
                 }
                 sidecar = None;
             }
@@ -330,8 +339,12 @@ fn exited(
     status: std::io::Result<ExitStatus>,
     restarts: u32,
 ) {
-    let code = status.ok().map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
-    let oom = code == Some(137) && oom_kills_rose(spec);
+    let code = status.ok().map(|s| restart::shell_code(s.code(), s.signal()));
+    // The counter is read only at a SIGKILL, so each OOM kill is matched to one exit.
+    let oom = code == Some(137) && {
+        let (before, now) = oom_kills(spec);
+        restart::oom_killed(code, before, now)
+    };
     let now = unix_now();
     {
         let mut shared = state.lock().expect("state lock");
@@ -374,10 +387,11 @@ fn folder_bytes(dir: &std::path::Path) -> u64 {
 
 static OOM_SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-fn oom_kills_rose(spec: &InitSpec) -> bool {
+/// The task's OOM kill count at the previous read and now.
+fn oom_kills(spec: &InitSpec) -> (u64, u64) {
     let now = spec.cgroups.oom_kills();
     let before = OOM_SEEN.swap(now, std::sync::atomic::Ordering::SeqCst);
-    now > before
+    (before, now)
 }
 
 /// Refreshes the cached stats every `tmds_refresh_ms`, like the agent's stats engine.

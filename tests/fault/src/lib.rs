@@ -3,9 +3,11 @@
 //!
 //! Code map (pure parts first, then the edge that creates and drives the world):
 //!
+//! - [`calendar`]: Unix seconds to RFC 3339, the suite's one calendar.
 //! - [`fault`]: the demo app's fault spec language.
 //! - [`scenario`]: scenario files (TOML), their defaults and validation.
 //! - [`report`]: timeline → summary figures, expectation checks, the Markdown table.
+//! - [`restart`]: the task init's restart policy and exit decisions.
 //! - [`tmds`]: the metadata emulator's documents, from cgroup and `/proc` readings.
 //! - [`http`]: HTTP/1 server loop and client helpers shared by every program of the suite.
 //! - [`demo`]: the demo "transactions" service and its fault effects.
@@ -15,13 +17,20 @@
 //! - [`cgroup`], [`net`]: a task's cgroups; the harness and task namespaces.
 //! - [`task`]: launching and stopping a task from the harness.
 //! - [`haproxy`], [`prometheus`], [`load`]: the load balancer, the scraper, the client.
-//! - [`watch`]: per-second task samples (memory, vigil's state and forecasts) for the plots.
+//! - [`watch`]: the health-port prober and per-second task samples (memory, vigil's state and forecasts) for the plots.
 //! - [`plot`]: the PNG timeline of a scenario.
-//! - [`arm`]: one arm of one scenario, with the ECS scheduler emulation.
+//! - [`scheduler`]: the ECS service scheduler emulation, a pure state machine (observations in,
+//!   actions out).
+//! - [`injection`]: applying and clearing faults, the noisy neighbour.
+//! - [`writers`]: the timeline and record index files of an arm.
+//! - [`arm`]: one arm of one scenario: the sequence that drives all of the above.
 
+pub mod calendar;
 pub mod fault;
 pub mod report;
+pub mod restart;
 pub mod scenario;
+pub mod scheduler;
 pub mod tmds;
 
 pub mod arm;
@@ -30,6 +39,7 @@ pub mod demo;
 pub mod haproxy;
 pub mod http;
 pub mod init;
+pub mod injection;
 pub mod load;
 pub mod net;
 pub mod plot;
@@ -38,3 +48,4 @@ pub mod sys;
 pub mod task;
 pub mod threshold;
 pub mod watch;
+pub mod writers;

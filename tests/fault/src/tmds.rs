@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::calendar::rfc3339;
 use serde_json::{Value, json};
 
 /// What cgroup v1 reports as the limit of a group without one.
@@ -84,35 +85,6 @@ pub struct HostReading {
     pub system_cpu_ns: u64,
     pub online_cpus: u32,
     pub net: NetCounters,
-}
-
-/// Formats Unix seconds as RFC 3339 UTC with nanoseconds, as TMDS does.
-pub fn rfc3339(unix_seconds: f64) -> String {
-    let secs = unix_seconds.floor() as i64;
-    let nanos = ((unix_seconds - secs as f64) * 1e9) as u64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// Parses `key value` lines (memory.stat, cpu.stat, cpuacct.stat).
@@ -357,13 +329,6 @@ pub fn task_document(task: &TaskInfo, containers: &[ContainerInfo]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_are_rfc3339() {
-        assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339(1_745_807_422.25), "2025-04-28T02:30:22.250000000Z");
-        assert_eq!(rfc3339(951_782_400.0), "2000-02-29T00:00:00.000000000Z");
-    }
 
     #[test]
     fn kernel_text_parses() {

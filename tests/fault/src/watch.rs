@@ -1,13 +1,70 @@
-//! Per-second samples of every live task for the timeline plots: memory working set against
+//! Watching the tasks from the harness: the health-port prober (when a task turned red), and
+//! per-second samples of every live task for the timeline plots — memory working set against
 //! the limit (from the task's cgroup, every arm) and, in the vigil arm, what vigil's `/status`
 //! says (state, health code, predicted time to exhaustion).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::http;
+use crate::net;
+use crate::report::{Event, EventKind};
+use crate::sys::unix_now;
+use crate::task::SIDECAR_PORT;
+
+/// How often the prober polls a health port.
+pub const PROBE_EVERY: Duration = Duration::from_millis(250);
+
+/// Polls a task's health port every [`PROBE_EVERY`] until `stop`, keeps the last answer in
+/// `state` and logs each change to `events`.
+pub async fn probe(
+    slot: u32,
+    port: u16,
+    state: Arc<Mutex<Option<bool>>>,
+    stop: Arc<AtomicBool>,
+    events: Arc<Mutex<Vec<Event>>>,
+) {
+    let url = format!("http://{}:{port}/health", net::slot_address(slot));
+    while !stop.load(Ordering::Relaxed) {
+        let started = tokio::time::Instant::now();
+        let answer = http::get_fresh(&url, Duration::from_millis(800)).await;
+        let (ok, detail) = match answer {
+            Ok(a) if a.status == 200 => (true, String::new()),
+            Ok(a) => (false, format!("{} {}", a.status, String::from_utf8_lossy(&a.body).trim())),
+            Err(e) => (false, e.to_string()),
+        };
+        let previous = state.lock().expect("probe lock").replace(ok);
+        // A port that has never answered is still starting, not red.
+        if previous.is_some_and(|p| p != ok) || (previous.is_none() && ok) {
+            let kind = if ok { EventKind::HealthGreen } else { EventKind::HealthRed };
+            events.lock().expect("events lock").push(Event { t: unix_now(), slot, kind, detail });
+        }
+        tokio::time::sleep_until(started + PROBE_EVERY).await;
+    }
+}
+
+/// Samples each live task `(slot, memory cgroup)` once, in the background, into `samples`;
+/// `vigil` also reads vigil's `/status`.
+pub fn spawn_samples(
+    live: Vec<(u32, PathBuf)>,
+    vigil: bool,
+    limit_bytes: u64,
+    samples: &Arc<Mutex<Vec<TaskSample>>>,
+) {
+    let now = unix_now();
+    for (slot, memory) in live {
+        let url = vigil.then(|| format!("http://{}:{SIDECAR_PORT}/status", net::slot_address(slot)));
+        let samples = Arc::clone(samples);
+        tokio::spawn(async move {
+            let sample = sample(now, slot, &memory, limit_bytes, url.as_deref()).await;
+            samples.lock().expect("samples lock").push(sample);
+        });
+    }
+}
 
 /// One task at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
