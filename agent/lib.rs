@@ -1,27 +1,23 @@
 //! vigil: a sidecar that takes an ECS task out of its load balancer before the task fails.
 //!
-//! Code map (core first: pure, no I/O, no clock; then the edge that reads and serves the world):
+//! Code map, one way: [`sources`] read the world into a sample, [`judge`] turns it into a
+//! verdict (pure: no I/O, no clock), [`tick`] runs one after the other and publishes a snapshot,
+//! [`serve`] answers from the snapshot. Nothing upstream knows what is downstream.
 //!
-//! - [`sample`]: one tick of raw readings, each source an `Option`.
-//! - [`window`]: fixed-capacity history of one series.
-//! - [`forecast`]: time to exhaustion from a robust trend.
-//! - [`features`]: readings → per-resource histories, forecasts and surge signals.
-//! - [`restarts`]: crash loops, OOM restarts, shrinking uptimes.
-//! - [`vector`]: the autoencoder's input, normalised per task.
-//! - [`anomaly`]: the autoencoder's score → a per-task calibrated threshold → evidence.
-//! - [`verdict`]: evidence → healthy / degraded / draining, with reasons and hysteresis.
-//! - [`config`]: every environment variable, typed and validated at start-up.
-//! - [`log`]: one JSON (or text) line per event on stdout.
-//! - [`procfs`], [`cgroup`]: pure parsers for `/proc` and cgroup files, and their readers.
-//! - [`sockdiag`]: netlink `sock_diag`: the listening TCP sockets of vigil's own network namespace.
-//! - [`sampler`]: finds the watched processes and reads them, their cgroups and sockets.
-//! - [`tmds`]: the Task Metadata Service v4 client and its JSON types.
-//! - [`probe`]: the app's own health URL.
-//! - [`model`]: the autoencoder, run with tract (the only module that knows tract).
-//! - [`replay`]: recorded and NAB files through the same path offline (`vigil vectors`, `vigil replay`).
-//! - [`metrics`]: the Prometheus registry and what each tick publishes to it.
-//! - [`server`]: `/health`, `/live`, `/metrics`, `/status`.
-//! - [`agent`]: the tick loop that ties them together.
+//! - [`judge`]: [`judge::sample`] (one tick of readings), [`judge::window`], [`judge::forecast`],
+//!   [`judge::features`] (histories, forecasts, surge signals), [`judge::restarts`],
+//!   [`judge::vector`] and [`judge::model`] (the autoencoder, the only module that knows tract),
+//!   [`judge::anomaly`] (score → calibrated threshold), [`judge::evidence`] (typed evidence from
+//!   the rules), [`judge::verdict`] (evidence → healthy / degraded / draining with hysteresis),
+//!   [`judge::pipeline`] (all of it, in order, once a tick).
+//! - [`sources`]: `/proc`, cgroups, netlink `sock_diag`, the sampler that combines them, the
+//!   Task Metadata Service client, the app's health URL.
+//! - [`tick`]: the loop: clock, sources, pipeline, log, record, publish.
+//! - [`serve`]: the published [`serve::snapshot`], the `/status` schema, the Prometheus
+//!   registry, the HTTP server.
+//! - [`commands`]: the command line: `vigil`, `vigil probe`, `vigil vectors`, `vigil replay`.
+//! - [`config`]: every environment variable, typed and validated at start-up; [`log`]: one line
+//!   per event.
 #![forbid(unsafe_code)]
 
 pub mod judge;
