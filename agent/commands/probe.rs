@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::sources::http::{self, ClientOptions};
 
 /// Asks the local agent's `/health`; exits 0 on 200 within 2 s, else 1.
 pub async fn probe(config: &Config) -> ExitCode {
@@ -15,7 +16,9 @@ pub async fn probe(config: &Config) -> ExitCode {
         });
     }
     let url = format!("http://{address}/health");
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build() {
+    let wait = Duration::from_secs(2);
+    let client = match http::client(ClientOptions { connect_timeout: wait, timeout: wait, idle_per_host: 0 })
+    {
         Ok(client) => client,
         Err(error) => {
             eprintln!("vigil probe: {error}");

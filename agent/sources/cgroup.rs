@@ -39,7 +39,8 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::judge::sample::{CgroupReading, CgroupVersion, Source, SourceError};
-use crate::sources::procfs::{Membership, ParseError, ReadError, as_text, read_into};
+use crate::sources::files::{ParseError, ReadError, as_text, read_into};
+use crate::sources::procfs::Membership;
 
 /// The controllers vigil reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

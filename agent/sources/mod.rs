@@ -4,6 +4,8 @@
 //! tick.
 
 pub mod cgroup;
+pub mod files;
+pub mod http;
 pub mod probe;
 pub mod procfs;
 pub mod sampler;

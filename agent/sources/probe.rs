@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::judge::sample::ProbeReading;
+use crate::sources::http::{self, ClientOptions};
 
 /// The most of an answer's body that is read (and discarded) so the connection can be reused.
 const BODY_READ_LIMIT: usize = 64 * 1024;
@@ -19,13 +20,7 @@ pub struct AppProbe {
 impl AppProbe {
     /// `timeout` bounds the whole probe, connection included.
     pub fn new(url: &str, timeout: Duration) -> Result<AppProbe, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .pool_max_idle_per_host(1)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()?;
+        let client = http::client(ClientOptions { connect_timeout: timeout, timeout, idle_per_host: 1 })?;
         Ok(AppProbe { client, url: url.to_string() })
     }
 

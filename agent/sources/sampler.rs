@@ -27,7 +27,8 @@ use crate::judge::sample::{
     CgroupReading, Listener, NetReading, Pressure, ProcessReading, Sample, Source, SourceError,
 };
 use crate::sources::cgroup::CgroupReader;
-use crate::sources::procfs::{PF_KTHREAD, ProcReader, ReadError, cmdline_to_line};
+use crate::sources::files::ReadError;
+use crate::sources::procfs::{PF_KTHREAD, ProcReader, cmdline_to_line};
 use crate::sources::sockdiag::{MAX_LISTENERS, SockDiag};
 
 /// At most this many processes are watched (the lowest PIDs first).

@@ -29,7 +29,7 @@ use rustix::net::{self as rnet, AddressFamily, RecvFlags, SendFlags, SocketFlags
 use thiserror::Error;
 
 use crate::judge::sample::Listener;
-use crate::sources::procfs::describe_io;
+use crate::sources::files::describe_io;
 
 /// At most this many listeners are kept from one listing; the rest are counted and dropped.
 pub const MAX_LISTENERS: usize = 256;

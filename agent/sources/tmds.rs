@@ -39,6 +39,7 @@ use crate::judge::sample::{
     ContainerHealth, ContainerReading, ContainerStats, EphemeralStorage, Millis, NetworkCounters, Source,
     SourceError, TaskReading,
 };
+use crate::sources::http::{self, ClientOptions};
 
 /// The task document, relative to the base URL.
 pub const TASK_PATH: &str = "/task";
@@ -856,15 +857,8 @@ impl TmdsClient {
         }
         let base = base_url.trim_end_matches('/');
 
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(connect)
-            .timeout(total)
-            .pool_max_idle_per_host(2)
-            .build()
-            .map_err(|e| TmdsError::Client(error_cause(&e)))?;
+        let options = ClientOptions { connect_timeout: connect, timeout: total, idle_per_host: 2 };
+        let http = http::client(options).map_err(|e| TmdsError::Client(error_cause(&e)))?;
 
         Ok(TmdsClient {
             http,
