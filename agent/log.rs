@@ -161,10 +161,58 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// Rate-limited logging of repeated errors: the first error of each key is logged at once,
+/// then at most one a quiet period per key, with the number of errors not logged in between.
+/// Time comes in as milliseconds, so the limiter is pure.
+#[derive(Debug, Clone)]
+pub struct Quiet<const N: usize> {
+    quiet_ms: u64,
+    last_logged: [Option<u64>; N],
+    suppressed: [u64; N],
+}
+
+impl<const N: usize> Quiet<N> {
+    pub fn new(quiet_ms: u64) -> Self {
+        Quiet { quiet_ms, last_logged: [None; N], suppressed: [0; N] }
+    }
+
+    /// Whether an error of `key` at `at` should be logged: `Some(errors not logged since the
+    /// last line)` if so, `None` when it is counted instead. A key out of range is always logged.
+    pub fn admit(&mut self, key: usize, at: u64) -> Option<u64> {
+        let (Some(last), Some(suppressed)) = (self.last_logged.get_mut(key), self.suppressed.get_mut(key))
+        else {
+            return Some(0);
+        };
+        match *last {
+            Some(then) if at.saturating_sub(then) < self.quiet_ms => {
+                *suppressed += 1;
+                None
+            }
+            _ => {
+                *last = Some(at);
+                Some(std::mem::take(suppressed))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn quiet_logs_the_first_error_then_one_a_period_per_key() {
+        let mut quiet = Quiet::<2>::new(60_000);
+        assert_eq!(quiet.admit(0, 1_000), Some(0));
+        assert_eq!(quiet.admit(0, 2_000), None);
+        assert_eq!(quiet.admit(0, 60_999), None);
+        assert_eq!(quiet.admit(1, 61_000), Some(0), "keys are independent");
+        assert_eq!(quiet.admit(0, 61_000), Some(2), "a period later, with the count in between");
+        assert_eq!(quiet.admit(0, 61_001), None);
+        assert_eq!(quiet.admit(0, 200_000), Some(1));
+        assert_eq!(quiet.admit(7, 200_000), Some(0), "out of range is never lost");
+    }
 
     #[test]
     fn rfc3339() {

@@ -44,6 +44,11 @@ pub enum StartError {
     Client(String),
 }
 
+/// Source errors and model failures are logged at most once a minute each, with a count.
+const ERROR_QUIET_MS: Millis = 60_000;
+/// The error log's key for model failures, after the sources' own.
+const MODEL_KEY: usize = Source::ALL.len();
+
 /// The model, timed: the inference histogram is the loop's, since the core never reads the clock.
 pub struct TimedModel {
     model: Model,
@@ -72,7 +77,8 @@ pub struct Agent {
     pipeline: Pipeline<TimedModel>,
     sources: [SourceStatus; Source::ALL.len()],
     transitions: [u64; State::ALL.len()],
-    error_log: ErrorLog,
+    /// Source errors by `Source::index`, model failures under [`MODEL_KEY`].
+    error_log: log::Quiet<{ Source::ALL.len() + 1 }>,
     tick: u64,
     recorder: Option<Recorder>,
     anomaly: AnomalyStatus,
@@ -145,7 +151,7 @@ impl Agent {
             pipeline,
             sources,
             transitions: [0; State::ALL.len()],
-            error_log: ErrorLog::default(),
+            error_log: log::Quiet::new(ERROR_QUIET_MS),
             tick: 0,
             recorder: match &config.record {
                 Some(path) => Some(
@@ -183,7 +189,7 @@ impl Agent {
         let started = Instant::now();
         let sample = self.read().await;
         let step = self.pipeline.step(&sample, self.shared.stopping());
-        self.tell(&step);
+        self.tell(&step, sample.at);
         self.record(&sample, &step);
         self.publish(sample, step);
         self.shared.metrics.observe_tick(started.elapsed());
@@ -225,7 +231,7 @@ impl Agent {
     }
 
     /// Logs what changed on this tick: the verdict, the anomaly threshold, a failing model.
-    fn tell(&mut self, step: &Step<ModelError>) {
+    fn tell(&mut self, step: &Step<ModelError>, at: Millis) {
         if let Some(transition) = &step.transition {
             let verdict = self.pipeline.verdict();
             log::event(
@@ -259,8 +265,8 @@ impl Agent {
             }
             Some(Err(error)) => {
                 self.anomaly.errors_total += 1;
-                if self.anomaly.errors_total == 1 {
-                    log::error("model_failed", json!({"error": error.to_string()}));
+                if let Some(suppressed) = self.error_log.admit(MODEL_KEY, at) {
+                    log::error("model_failed", json!({"error": error.to_string(), "suppressed": suppressed}));
                 }
             }
         }
@@ -309,7 +315,12 @@ impl Agent {
             status.errors_total += 1;
             status.last_error = Some(error.detail.clone());
             failed[error.source.index()] = true;
-            self.error_log.record(error, sample.at);
+            if let Some(suppressed) = self.error_log.admit(error.source.index(), sample.at) {
+                log::warn(
+                    "source_error",
+                    json!({"source": error.source.name(), "error": error.detail, "suppressed": suppressed}),
+                );
+            }
         }
         for source in Source::ALL {
             let status = &mut self.sources[source.index()];
@@ -388,33 +399,6 @@ impl Recorder {
         let written = self.append(&line);
         self.line = line;
         written
-    }
-}
-
-/// Logs the first error of each source at once, then at most one line a minute per source,
-/// with the number of errors not logged in between.
-#[derive(Default)]
-struct ErrorLog {
-    last_logged: [Option<Millis>; 6],
-    suppressed: [u64; 6],
-}
-
-impl ErrorLog {
-    const QUIET_MS: Millis = 60_000;
-
-    fn record(&mut self, error: &SourceError, at: Millis) {
-        let i = error.source.index();
-        match self.last_logged[i] {
-            Some(last) if at.saturating_sub(last) < Self::QUIET_MS => self.suppressed[i] += 1,
-            _ => {
-                log::warn(
-                    "source_error",
-                    json!({"source": error.source.name(), "error": error.detail, "suppressed": self.suppressed[i]}),
-                );
-                self.last_logged[i] = Some(at);
-                self.suppressed[i] = 0;
-            }
-        }
     }
 }
 
