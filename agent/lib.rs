@@ -17,7 +17,7 @@
 //!   registry, the HTTP server.
 //! - [`commands`]: the command line: `vigil`, `vigil probe`, `vigil vectors`, `vigil replay`.
 //! - [`config`]: every environment variable, typed and validated at start-up; [`log`]: one line
-//!   per event.
+//!   per event, and the rate limit for repeated errors; [`time`]: RFC 3339 and the calendar.
 #![forbid(unsafe_code)]
 
 pub mod judge;
@@ -28,3 +28,4 @@ pub mod log;
 pub mod serve;
 pub mod sources;
 pub mod tick;
+pub mod time;

@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
+use crate::time::format_rfc3339_millis;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Error,
@@ -137,30 +139,6 @@ pub fn now_rfc3339() -> String {
     format_rfc3339_millis(since.as_millis() as i64)
 }
 
-/// Formats milliseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub fn format_rfc3339_millis(unix_millis: i64) -> String {
-    let days = unix_millis.div_euclid(86_400_000);
-    let ms_of_day = unix_millis.rem_euclid(86_400_000);
-    let (year, month, day) = civil_from_days(days);
-    let (h, m, s, ms) =
-        (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z")
-}
-
-/// Converts days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// Rate-limited logging of repeated errors: the first error of each key is logged at once,
 /// then at most one a quiet period per key, with the number of errors not logged in between.
 /// Time comes in as milliseconds, so the limiter is pure.
@@ -212,19 +190,6 @@ mod tests {
         assert_eq!(quiet.admit(0, 61_001), None);
         assert_eq!(quiet.admit(0, 200_000), Some(1));
         assert_eq!(quiet.admit(7, 200_000), Some(0), "out of range is never lost");
-    }
-
-    #[test]
-    fn rfc3339() {
-        let cases = [
-            (0, "1970-01-01T00:00:00.000Z"),
-            (951_782_400_123, "2000-02-29T00:00:00.123Z"),
-            (1_795_334_400_000, "2026-11-22T08:00:00.000Z"),
-            (-1, "1969-12-31T23:59:59.999Z"),
-        ];
-        for (millis, expected) in cases {
-            assert_eq!(format_rfc3339_millis(millis), expected);
-        }
     }
 
     #[test]

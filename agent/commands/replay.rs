@@ -163,7 +163,7 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     let mut stamp = String::with_capacity(text.len() + 1);
     stamp.push_str(text);
     stamp.push('Z');
-    crate::sources::tmds::parse_rfc3339_nanos(&stamp).map(|nanos| nanos / 1000)
+    crate::time::parse_rfc3339_nanos(&stamp).map(|nanos| nanos / 1000)
 }
 
 /// The labelled windows of one file in NAB's `combined_windows.json` (`{"<category>/<file>":
