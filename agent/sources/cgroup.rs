@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::judge::sample::{CgroupReading, CgroupVersion, Source, SourceError};
+use crate::judge::sample::{CgroupReading, CgroupVersion};
 use crate::sources::files::{ParseError, ReadError, as_text, read_into};
 use crate::sources::procfs::Membership;
 
@@ -480,7 +480,7 @@ impl CgroupReader {
         &mut self,
         located: &Located<'_>,
         identity: Placement<'_>,
-        errors: &mut Vec<SourceError>,
+        errors: &mut Vec<ReadError>,
     ) -> CgroupReading {
         let mut reading = CgroupReading {
             path: identity.path.to_owned(),
@@ -592,22 +592,21 @@ impl CgroupReader {
         placement: &Placement<'_>,
         file: &str,
         parse: impl FnOnce(&str) -> Result<Option<T>, ParseError>,
-        errors: &mut Vec<SourceError>,
+        errors: &mut Vec<ReadError>,
     ) -> Option<T> {
         self.set_path(layout, placement, file);
         match read_into(&self.path, &mut self.bytes) {
             Ok(()) => {}
             Err(error) if error.is_not_found() && placement.relative.is_empty() => return None,
             Err(error) => {
-                errors.push(SourceError::new(Source::Cgroup, error.to_string()));
+                errors.push(error);
                 return None;
             }
         }
         match parse(as_text(&self.bytes, &mut self.lossy)) {
             Ok(value) => value,
             Err(error) => {
-                let error = ReadError::Parse { path: self.path.clone(), source: error };
-                errors.push(SourceError::new(Source::Cgroup, error.to_string()));
+                errors.push(ReadError::parse(&self.path, error));
                 None
             }
         }
@@ -899,7 +898,7 @@ pgmajfault 12
         assert_eq!(identity.relative, "");
         let mut errors = Vec::new();
         let reading = reader.read(&located, identity, &mut errors);
-        assert_eq!(errors, []);
+        assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(reading, expected_v1_app());
     }
 
@@ -950,7 +949,7 @@ pgmajfault 12
         assert_eq!(identity.relative, "ecs/0f1e2d/web");
         let mut errors = Vec::new();
         let reading = reader.read(&located, identity, &mut errors);
-        assert_eq!(errors, []);
+        assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(reading, expected_v2_web());
     }
 
@@ -976,7 +975,7 @@ pgmajfault 12
         assert_eq!(identity.version, CgroupVersion::V2);
         let mut errors = Vec::new();
         let reading = reader.read(&located, identity, &mut errors);
-        assert_eq!(errors, []);
+        assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(
             reading,
             CgroupReading {
@@ -1018,7 +1017,7 @@ pgmajfault 12
         assert_eq!(identity.relative, "");
         let mut errors = Vec::new();
         assert_eq!(reader.read(&located, identity, &mut errors), expected_v1_app());
-        assert_eq!(errors, []);
+        assert!(errors.is_empty(), "{errors:?}");
         // v2: the full path exists and is taken as it is.
         let mut reader = reader_v2_without_mountinfo();
         let located = reader.locate(&parse_cgroup("0::/ecs/0f1e2d/web\n").unwrap());
@@ -1046,19 +1045,16 @@ pgmajfault 12
         let reading = reader.read(&located, identity, &mut errors);
         assert_eq!(reading.memory_usage_bytes, None);
         assert_eq!(errors.len(), 4);
-        assert!(errors.iter().all(|e| e.source == Source::Cgroup));
-        assert!(
-            errors[0].detail.ends_with("ecs/0f1e2d/gone/memory.current: no such file or directory"),
-            "{}",
-            errors[0].detail
-        );
+        assert!(errors.iter().all(ReadError::is_not_found));
+        let first = errors[0].to_string();
+        assert!(first.ends_with("ecs/0f1e2d/gone/memory.current: no such file or directory"), "{first}");
         // The top directory of a pure v2 root is the real root cgroup: no memory files, no
         // errors.
         let located = reader.locate(&parse_cgroup("0::/\n").unwrap());
         let identity = located.identity().unwrap();
         let mut errors = Vec::new();
         let reading = reader.read(&located, identity, &mut errors);
-        assert_eq!(errors, []);
+        assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(reading.memory_usage_bytes, None);
         assert_eq!(reading.path, "/");
     }

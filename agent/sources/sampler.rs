@@ -352,7 +352,11 @@ fn cgroup_index(
     if existing.is_some() {
         return existing;
     }
-    readings.push(cgroups.read(&located, identity, errors));
+    let mut failed = Vec::new();
+    readings.push(cgroups.read(&located, identity, &mut failed));
+    for error in &failed {
+        push(errors, Source::Cgroup, error);
+    }
     Some(readings.len() - 1)
 }
 
