@@ -12,7 +12,7 @@
 //!   [`judge::pipeline`] (all of it, in order, once a tick).
 //! - [`sources`]: `/proc`, cgroups, netlink `sock_diag`, the sampler that combines them, the
 //!   Task Metadata Service client, the app's health URL.
-//! - [`tick`]: the loop: clock, sources, pipeline, log, record, publish.
+//! - [`tick`]: the loop: clock, sources, pipeline, log, record ([`record`]), publish.
 //! - [`serve`]: the published [`serve::snapshot`], the `/status` schema, the Prometheus
 //!   registry, the HTTP server.
 //! - [`commands`]: the command line: `vigil`, `vigil probe`, `vigil vectors`, `vigil replay`.
@@ -25,6 +25,7 @@ pub mod judge;
 pub mod commands;
 pub mod config;
 pub mod log;
+pub mod record;
 pub mod serve;
 pub mod sources;
 pub mod tick;

@@ -25,6 +25,7 @@ use crate::judge::sample::{Millis, Sample, Source, SourceError};
 use crate::judge::vector;
 use crate::judge::verdict::{JudgeConfig, State};
 use crate::log;
+use crate::record::Recorder;
 use crate::serve::shared::Shared;
 use crate::serve::snapshot::{AnomalyStatus, Snapshot, SourceStatus};
 use crate::sources::probe::AppProbe;
@@ -356,49 +357,6 @@ impl Agent {
                 json!({"detail": "no other process is visible: process watching is off (share the PID namespace with pidMode \"task\" to enable it)"}),
             );
         }
-    }
-}
-
-/// Appends each tick's raw model channels to a CSV file: `unix_ms` and one column per channel,
-/// empty when a channel had no reading. A write that fails is logged and recording stops.
-struct Recorder {
-    file: std::io::BufWriter<std::fs::File>,
-    line: String,
-}
-
-impl Recorder {
-    fn open(path: &std::path::Path) -> std::io::Result<Recorder> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        let empty = file.metadata()?.len() == 0;
-        let mut recorder = Recorder { file: std::io::BufWriter::new(file), line: String::with_capacity(256) };
-        if empty {
-            let header = format!("unix_ms,{}\n", vector::CHANNELS.join(","));
-            recorder.append(&header)?;
-        }
-        Ok(recorder)
-    }
-
-    fn append(&mut self, text: &str) -> std::io::Result<()> {
-        use std::io::Write as _;
-        self.file.write_all(text.as_bytes())?;
-        self.file.flush()
-    }
-
-    fn write(&mut self, unix_ms: i64, raw: &vector::Raw) -> std::io::Result<()> {
-        use std::fmt::Write as _;
-        self.line.clear();
-        let _ = write!(self.line, "{unix_ms}");
-        for value in raw {
-            self.line.push(',');
-            if let Some(value) = value {
-                let _ = write!(self.line, "{value}");
-            }
-        }
-        self.line.push('\n');
-        let line = std::mem::take(&mut self.line);
-        let written = self.append(&line);
-        self.line = line;
-        written
     }
 }
 
