@@ -28,6 +28,12 @@ pub const ENV_RESTART_PERIOD: &str = "VIGIL_RESTART_PERIOD";
 pub const ENV_RECORD: &str = "VIGIL_RECORD";
 pub const ENV_MODEL: &str = "VIGIL_MODEL";
 pub const ENV_MODEL_CALIBRATION: &str = "VIGIL_MODEL_CALIBRATION";
+pub const ENV_FLEET_URL: &str = "VIGIL_FLEET_URL";
+pub const ENV_FLEET_INTERVAL: &str = "VIGIL_FLEET_INTERVAL";
+pub const ENV_FLEET_SELECTOR: &str = "VIGIL_FLEET_SELECTOR";
+pub const ENV_FLEET_SHARE: &str = "VIGIL_FLEET_SHARE";
+pub const ENV_FLEET_MAX_DRAINING: &str = "VIGIL_FLEET_MAX_DRAINING";
+pub const ENV_FLEET_IMMINENT: &str = "VIGIL_FLEET_IMMINENT";
 pub const ENV_TMDS: &str = "ECS_CONTAINER_METADATA_URI_V4";
 
 /// Every variable, with its default, for `--help` and the README.
@@ -66,6 +72,28 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "300",
         "scores (ticks, after the first 60) the anomaly threshold is calibrated from, 30 to 100000",
     ),
+    (
+        ENV_FLEET_URL,
+        "unset",
+        "http:// base URL of the service's Prometheus (which scrapes every vigil): compare this task with its peers; unset: judge alone",
+    ),
+    (ENV_FLEET_INTERVAL, "5s", "how often to query the fleet view (1s to 60s); one query at a time"),
+    (
+        ENV_FLEET_SELECTOR,
+        "unset",
+        "extra PromQL label matchers for the peers' vigil_task_info, e.g. job=\"vigil\"; default: same cluster, family and service",
+    ),
+    (ENV_FLEET_SHARE, "0.5", "share of the live peers on which a reason counts as fleet-wide (0.1 to 1)"),
+    (
+        ENV_FLEET_MAX_DRAINING,
+        "auto",
+        "most tasks of the service draining at once; auto: one task or 10 %, whichever is larger",
+    ),
+    (
+        ENV_FLEET_IMMINENT,
+        "30s",
+        "a fleet-wide resource forecast drains (within the budget) once the resource is 90 % used and runs out within this time",
+    ),
     (ENV_LOG, "info", "log level: error, warn, info, debug"),
     (ENV_LOG_FORMAT, "json", "log line format: json or text"),
     (ENV_PROC_ROOT, "/proc", "where procfs is mounted"),
@@ -99,6 +127,12 @@ pub struct Config {
     pub model: ModelSource,
     /// Scores the anomaly threshold is calibrated from.
     pub model_calibration: u32,
+    /// The service's Prometheus, when the fleet view is on.
+    pub fleet_url: Option<String>,
+    pub fleet_interval: Duration,
+    /// Extra label matchers for the peers' info series.
+    pub fleet_selector: String,
+    pub fleet: crate::judge::fleet::FleetConfig,
 }
 
 /// Where vigil gets its task-level view from.
@@ -309,6 +343,62 @@ impl Config {
             },
         };
 
+        let fleet_url = match get(ENV_FLEET_URL) {
+            None => None,
+            Some(value) => {
+                Some(parse_http_url(&value).map_err(|reason| invalid(ENV_FLEET_URL, &value, reason))?)
+            }
+        };
+        let fleet_interval = duration(
+            ENV_FLEET_INTERVAL,
+            Duration::from_secs(5),
+            Duration::from_secs(1)..=Duration::from_secs(60),
+        )?;
+        let fleet_selector = get(ENV_FLEET_SELECTOR).unwrap_or_default();
+        if fleet_selector.contains(['{', '}']) {
+            return Err(invalid(
+                ENV_FLEET_SELECTOR,
+                &fleet_selector,
+                "expected label matchers without braces, e.g. job=\"vigil\"",
+            ));
+        }
+        let fleet_share = match get(ENV_FLEET_SHARE) {
+            None => 0.5,
+            Some(value) => match value.trim().parse::<f64>() {
+                Ok(share) if (0.1..=1.0).contains(&share) => share,
+                _ => {
+                    return Err(invalid(ENV_FLEET_SHARE, &value, "expected a share from 0.1 to 1, e.g. 0.5"));
+                }
+            },
+        };
+        let fleet_max_draining = match get(ENV_FLEET_MAX_DRAINING) {
+            None => None,
+            Some(value) if value.trim() == "auto" => None,
+            Some(value) => match value.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => Some(n),
+                _ => {
+                    return Err(invalid(
+                        ENV_FLEET_MAX_DRAINING,
+                        &value,
+                        "expected auto or a whole number of tasks, at least 1",
+                    ));
+                }
+            },
+        };
+        let fleet_imminent = duration(
+            ENV_FLEET_IMMINENT,
+            Duration::from_secs(30),
+            Duration::ZERO..=Duration::from_secs(3600),
+        )?;
+        let fleet = crate::judge::fleet::FleetConfig {
+            share: fleet_share,
+            max_draining: fleet_max_draining,
+            // Three queries missed, and at least 15 s: then the view is no view.
+            stale_ms: (3 * fleet_interval.as_millis() as u64).max(15_000),
+            imminent_seconds: fleet_imminent.as_secs_f64(),
+            ..crate::judge::fleet::FleetConfig::default()
+        };
+
         let tmds_url = match get(ENV_TMDS) {
             None => None,
             Some(value) => Some(parse_http_url(&value).map_err(|reason| invalid(ENV_TMDS, &value, reason))?),
@@ -328,6 +418,10 @@ impl Config {
             tmds_url,
             drain_horizon,
             confirm_ticks,
+            fleet_url,
+            fleet_interval,
+            fleet_selector,
+            fleet,
             clear_ticks,
             warmup,
             restart_period,
@@ -410,6 +504,33 @@ mod tests {
         assert!(config.watch.is_none());
         assert_eq!(config.model, ModelSource::Embedded);
         assert_eq!(config.model_calibration, 300);
+        assert!(config.fleet_url.is_none());
+        assert_eq!(config.fleet_interval, Duration::from_secs(5));
+        assert_eq!(config.fleet, crate::judge::fleet::FleetConfig { stale_ms: 15_000, ..Default::default() });
+    }
+
+    #[test]
+    fn fleet_settings() {
+        let config = config(&[
+            (ENV_FLEET_URL, "http://prometheus.internal:9090/"),
+            (ENV_FLEET_INTERVAL, "10s"),
+            (ENV_FLEET_SELECTOR, "job=\"vigil\""),
+            (ENV_FLEET_SHARE, "0.6"),
+            (ENV_FLEET_MAX_DRAINING, "2"),
+            (ENV_FLEET_IMMINENT, "45s"),
+        ])
+        .unwrap();
+        assert_eq!(config.fleet_url.as_deref(), Some("http://prometheus.internal:9090"));
+        assert_eq!(config.fleet_selector, "job=\"vigil\"");
+        assert_eq!(
+            (
+                config.fleet.share,
+                config.fleet.max_draining,
+                config.fleet.stale_ms,
+                config.fleet.imminent_seconds
+            ),
+            (0.6, Some(2), 30_000, 45.0)
+        );
     }
 
     #[test]
@@ -463,6 +584,12 @@ mod tests {
             (ENV_LOG, "loud"),
             (ENV_LOG_FORMAT, "xml"),
             (ENV_TMDS, "not a url"),
+            (ENV_FLEET_URL, "prometheus:9090"),
+            (ENV_FLEET_INTERVAL, "100ms"),
+            (ENV_FLEET_SELECTOR, "{job=x}"),
+            (ENV_FLEET_SHARE, "0"),
+            (ENV_FLEET_SHARE, "half"),
+            (ENV_FLEET_MAX_DRAINING, "0"),
             (ENV_DRAIN_HORIZON, "soon"),
             (ENV_DRAIN_HORIZON, "1s"),
             (ENV_CONFIRM_TICKS, "0"),

@@ -19,6 +19,7 @@ use crate::config::{Config, ConfigError, ENV_MODEL, Mode, ModelSource};
 use crate::judge::anomaly::{Calibration, Reading, Scorer, Scoring};
 use crate::judge::evidence::RulesConfig;
 use crate::judge::features::FeatureConfig;
+use crate::judge::fleet::FleetView;
 use crate::judge::model::{EMBEDDED_NAME, Model, ModelError};
 use crate::judge::pipeline::{Pipeline, PipelineConfig, Step};
 use crate::judge::sample::{Millis, Sample, Source, SourceError};
@@ -28,6 +29,7 @@ use crate::log;
 use crate::record::Recorder;
 use crate::serve::shared::Shared;
 use crate::serve::snapshot::{AnomalyStatus, Snapshot, SourceStatus};
+use crate::sources::fleet::{self, FleetPoller, Identity, SharedFeed};
 use crate::sources::probe::AppProbe;
 use crate::sources::sampler::LocalSampler;
 use crate::sources::tmds::TmdsClient;
@@ -75,6 +77,12 @@ pub struct Agent {
     sampler: LocalSampler,
     tmds: Option<TmdsClient>,
     probe: Option<AppProbe>,
+    /// The fleet poller until `run` starts it, and the feed it fills.
+    poller: Option<FleetPoller>,
+    feed: Option<SharedFeed>,
+    /// The latest fleet view, as read at the start of this tick.
+    view: Option<Arc<FleetView>>,
+    fleet_stale_ms: Millis,
     pipeline: Pipeline<TimedModel>,
     sources: [SourceStatus; Source::ALL.len()],
     transitions: [u64; State::ALL.len()],
@@ -103,6 +111,13 @@ impl Agent {
             ),
             None => None,
         };
+        let poller = match &config.fleet_url {
+            Some(url) => Some(
+                FleetPoller::new(url, &config.fleet_selector, config.fleet_interval)
+                    .map_err(|error| StartError::Client(format!("fleet client: {error}")))?,
+            ),
+            None => None,
+        };
         let loading = Instant::now();
         let (model, model_name) = match load_model(&config.model)? {
             Some((model, name)) => {
@@ -121,6 +136,7 @@ impl Agent {
             sources[source.index()].enabled = match source {
                 Source::Tmds => tmds.is_some(),
                 Source::Probe => probe.is_some(),
+                Source::Fleet => poller.is_some(),
                 _ => true,
             };
         }
@@ -134,6 +150,7 @@ impl Agent {
                     ..RulesConfig::default()
                 },
                 judge: JudgeConfig { enter_ticks: config.confirm_ticks, exit_ticks: config.clear_ticks },
+                fleet: config.fleet,
             },
             model.map(|model| Scoring::new(TimedModel { model, took: None }, calibration)),
             shared.now(),
@@ -149,6 +166,10 @@ impl Agent {
             mode: config.mode(),
             tmds,
             probe,
+            feed: poller.as_ref().map(FleetPoller::feed),
+            poller,
+            view: None,
+            fleet_stale_ms: config.fleet.stale_ms,
             pipeline,
             sources,
             transitions: [0; State::ALL.len()],
@@ -177,6 +198,10 @@ impl Agent {
 
     /// Runs ticks until the process exits.
     pub async fn run(mut self) {
+        if let Some(poller) = self.poller.take() {
+            let shared = Arc::clone(&self.shared);
+            tokio::spawn(poller.run(move || shared.now()));
+        }
         let mut interval = tokio::time::interval(self.shared.interval());
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -189,7 +214,7 @@ impl Agent {
     pub async fn tick(&mut self) {
         let started = Instant::now();
         let sample = self.read().await;
-        let step = self.pipeline.step(&sample, self.shared.stopping());
+        let step = self.pipeline.step(&sample, self.shared.stopping(), self.view.as_deref());
         self.tell(&step, sample.at);
         self.record(&sample, &step);
         self.publish(sample, step);
@@ -225,10 +250,27 @@ impl Agent {
         sample.task = task;
         sample.probe = probe;
         errors.extend(tmds_errors);
+        self.read_fleet(&sample, &mut errors);
 
         self.account(&sample, &errors);
         self.tell_once(&sample);
         sample
+    }
+
+    /// Tells the fleet poller who this task is, and takes the latest view and its failures.
+    fn read_fleet(&mut self, sample: &Sample, errors: &mut Vec<SourceError>) {
+        let Some(feed) = &self.feed else { return };
+        let mut feed = fleet::lock(feed);
+        if let Some(task) = &sample.task {
+            let identity = Identity::of(task);
+            if feed.identity.as_ref() != Some(&identity) {
+                feed.identity = Some(identity);
+            }
+        }
+        for error in feed.errors.drain(..) {
+            errors.push(SourceError { source: Source::Fleet, detail: error.to_string() });
+        }
+        self.view = feed.view.clone();
     }
 
     /// Logs what changed on this tick: the verdict, the anomaly threshold, a failing model.
@@ -304,6 +346,9 @@ impl Agent {
             signals: step.signals,
             restarts: step.restarts,
             anomaly: self.anomaly.clone(),
+            evidence: step.evidence,
+            fleet: step.fleet,
+            fleet_view: self.view.clone(),
             sample,
         });
     }
@@ -332,6 +377,10 @@ impl Agent {
                 Source::Pressure => sample.pressure.is_some(),
                 Source::Tmds => sample.task.is_some(),
                 Source::Probe => sample.probe.is_some_and(|probe| probe.answered()),
+                Source::Fleet => self
+                    .view
+                    .as_ref()
+                    .is_some_and(|view| sample.at.saturating_sub(view.at) <= self.fleet_stale_ms),
             };
             status.up = status.enabled && has_reading && !failed[source.index()];
             if status.enabled && has_reading {

@@ -120,6 +120,11 @@ pub struct Reading {
 }
 
 impl Reading {
+    /// The score over the calibrated threshold; `None` while calibrating.
+    pub fn ratio(&self) -> Option<f64> {
+        self.threshold.filter(|t| *t > 0.0).map(|t| self.score / t)
+    }
+
     /// The score mapped to [0, 1]: `score / (score + threshold)`, so 0.5 at the threshold;
     /// 0 while calibrating.
     pub fn unit_score(&self) -> f64 {

@@ -23,6 +23,7 @@ pub enum Reason {
     StorageExhaustion,
     CrashLoop,
     OomRestarts,
+    Outlier,
     Restarted,
     AppOverloaded,
     AppErrors,
@@ -34,7 +35,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::Stopping,
         Reason::ProcessesGone,
         Reason::AppUnresponsive,
@@ -44,6 +45,7 @@ impl Reason {
         Reason::StorageExhaustion,
         Reason::CrashLoop,
         Reason::OomRestarts,
+        Reason::Outlier,
         Reason::Restarted,
         Reason::AppOverloaded,
         Reason::AppErrors,
@@ -65,6 +67,7 @@ impl Reason {
             Reason::StorageExhaustion => "storage_exhaustion",
             Reason::CrashLoop => "crash_loop",
             Reason::OomRestarts => "oom_restarts",
+            Reason::Outlier => "outlier",
             Reason::Restarted => "restarted",
             Reason::AppOverloaded => "app_overloaded",
             Reason::AppErrors => "app_errors",
@@ -89,6 +92,7 @@ impl Reason {
                 | Reason::StorageExhaustion
                 | Reason::CrashLoop
                 | Reason::OomRestarts
+                | Reason::Outlier
         )
     }
 
@@ -101,6 +105,12 @@ impl Reason {
                 | Reason::ThreadExhaustion
                 | Reason::StorageExhaustion
         )
+    }
+
+    /// Whether this reason is confirmed over several ticks before it drains: the forecasts,
+    /// and standing out from the peers.
+    pub fn confirmed(self) -> bool {
+        self.forecast() || self == Reason::Outlier
     }
 
     fn exhaustion(resource: Resource) -> Reason {
@@ -145,6 +155,70 @@ pub enum Fact {
     ContainersUnhealthy { names: Vec<String> },
     /// The autoencoder's score is above its calibrated threshold (or just back under it).
     Anomaly(Reading),
+    /// This task is far outside its calm peers ([`crate::judge::fleet::outlier`]).
+    StandsOut(StandOut),
+}
+
+impl Fact {
+    /// The share of its limit a resource fact shows used.
+    pub fn usage(&self) -> Option<f64> {
+        let ratio = |used: f64, limit: f64| (limit > 0.0).then(|| used / limit);
+        match self {
+            Fact::Forecast(f) => ratio(f.forecast.level, f.forecast.limit),
+            Fact::Exhausted(s) => ratio(s.used, s.limit),
+            _ => None,
+        }
+    }
+}
+
+/// One measure on which a task can stand out from its peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    ProbeLatency,
+    AnomalyRatio,
+}
+
+impl Measure {
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::ProbeLatency => "app health latency",
+            Measure::AnomalyRatio => "anomaly score / threshold",
+        }
+    }
+
+    /// The least distance above the median that counts, whatever the spread: 250 ms of latency,
+    /// one threshold of anomaly.
+    pub(crate) fn floor(self) -> f64 {
+        match self {
+            Measure::ProbeLatency => 0.25,
+            Measure::AnomalyRatio => 1.0,
+        }
+    }
+}
+
+/// A task standing out from its peers on one measure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StandOut {
+    pub measure: Measure,
+    pub value: f64,
+    pub median: f64,
+    /// The bar it passed: see [`crate::judge::fleet::outlier`].
+    pub bar: f64,
+    pub peers: usize,
+}
+
+impl fmt::Display for StandOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {:.3} against a median of {:.3} on {} calm peers (bar {:.3})",
+            self.measure.name(),
+            self.value,
+            self.median,
+            self.peers,
+            self.bar
+        )
+    }
 }
 
 impl fmt::Display for Fact {
@@ -201,6 +275,7 @@ impl fmt::Display for Fact {
                 write!(f, "container health check UNHEALTHY: {}", names.join(", "))
             }
             Fact::Anomaly(reading) => reading.fmt(f),
+            Fact::StandsOut(out) => out.fmt(f),
         }
     }
 }
@@ -257,6 +332,11 @@ pub struct Inputs<'a> {
     pub anomaly: Option<&'a Reading>,
     /// SIGTERM or SIGINT has arrived.
     pub stopping: bool,
+    /// This task far outside its calm peers, when a fleet view shows it.
+    pub stand_out: Option<&'a StandOut>,
+    /// A fresh fleet view with peers is at hand, so one unanswered probe (already re-probed by
+    /// the probe source) is enough: the fleet tells a hang from a shared slowdown.
+    pub quick_probe: bool,
 }
 
 /// The evidence rules, with the little they remember across ticks: unanswered probes in a
@@ -282,7 +362,7 @@ impl Rules {
 
     /// This tick's evidence.
     pub fn gather(&mut self, inputs: &Inputs<'_>) -> TickEvidence {
-        let Inputs { sample, signals, restarts, anomaly, stopping } = *inputs;
+        let Inputs { sample, signals, restarts, anomaly, stopping, stand_out, quick_probe } = *inputs;
         let mut evidence = TickEvidence::new();
         // At most one entry per reason, so the capacity of one per reason always suffices.
         let mut push = |item: Evidence| {
@@ -310,7 +390,8 @@ impl Rules {
             }
             Some(ProbeReading::Answered { .. }) => self.probe_misses = 0,
         }
-        if self.probe_misses >= self.config.probe_misses {
+        let needed = if quick_probe { 1 } else { self.config.probe_misses };
+        if self.probe_misses >= needed {
             let refused = self.last_miss == Some(ProbeReading::Refused);
             let fact = Fact::ProbeUnanswered {
                 ticks: self.probe_misses,
@@ -387,6 +468,9 @@ impl Rules {
             if !names.is_empty() {
                 push(Evidence::new(Reason::ContainerUnhealthy, Fact::ContainersUnhealthy { names }));
             }
+        }
+        if let Some(out) = stand_out {
+            push(Evidence::new(Reason::Outlier, Fact::StandsOut(*out)));
         }
         if let Some(reading) = anomaly.filter(|reading| reading.is_evidence()) {
             push(Evidence::new(Reason::Anomaly, Fact::Anomaly(*reading)));

@@ -4,6 +4,7 @@
 pub mod anomaly;
 pub mod evidence;
 pub mod features;
+pub mod fleet;
 pub mod forecast;
 pub mod model;
 pub mod pipeline;

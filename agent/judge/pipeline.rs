@@ -1,16 +1,19 @@
-//! The core, one call a tick: sample → features → restarts → anomaly → evidence → verdict.
-//! Pure: no I/O, no clock. The tick loop reads the sources before it and publishes after it.
+//! The core, one call a tick: sample → features → restarts → anomaly → evidence → verdict →
+//! fleet. Pure: no I/O, no clock. The tick loop reads the sources (and the latest fleet view)
+//! before it and publishes after it.
 //!
 //! Every stage runs on the same tick and passes typed values forward, so the anomaly score of
-//! a tick is evidence in that tick's verdict.
+//! a tick is evidence in that tick's verdict. The judge's verdict is local; the fleet stage
+//! weighs it against the peers and gives the verdict that is served.
 
 use crate::judge::anomaly::{Reading, Scorer, Scoring};
 use crate::judge::evidence::{Inputs, Rules, RulesConfig};
 use crate::judge::features::{FeatureConfig, Features, Signals};
+use crate::judge::fleet::{self, FleetConfig, FleetOutcome, FleetView, Own, Peer, Reasons};
 use crate::judge::restarts::{RestartFindings, RestartTracker};
-use crate::judge::sample::{Millis, Sample};
+use crate::judge::sample::{Millis, ProbeReading, Sample};
 use crate::judge::vector::{self, Raw};
-use crate::judge::verdict::{Judge, JudgeConfig, Transition, Verdict};
+use crate::judge::verdict::{Judge, JudgeConfig, State, Transition, Verdict};
 
 /// How the core is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -18,6 +21,7 @@ pub struct PipelineConfig {
     pub features: FeatureConfig,
     pub rules: RulesConfig,
     pub judge: JudgeConfig,
+    pub fleet: FleetConfig,
 }
 
 /// What one tick produced besides the verdict, for the snapshot, the metrics and the recorder.
@@ -30,8 +34,13 @@ pub struct Step<E> {
     /// The autoencoder's reading of this tick: `None` without a model or until its input
     /// window is full. A failed run is no evidence.
     pub anomaly: Option<Result<Reading, E>>,
-    /// The change of state this tick caused, if any.
+    /// The change of the served state this tick caused, if any.
     pub transition: Option<Transition>,
+    /// What the fleet made of this tick.
+    pub fleet: FleetOutcome,
+    /// The draining reasons this task's own rules show, before the fleet's say: what the peers
+    /// read as its evidence.
+    pub evidence: Reasons,
 }
 
 /// The core's stages and what they remember across ticks.
@@ -42,6 +51,11 @@ pub struct Pipeline<S> {
     scoring: Option<Scoring<S>>,
     rules: Rules,
     judge: Judge,
+    fleet: FleetConfig,
+    /// The verdict served: the judge's, after the fleet's say.
+    served: Verdict,
+    /// This task's id and zone, from the last metadata reading.
+    identity: (String, String),
 }
 
 impl<S: Scorer> Pipeline<S> {
@@ -52,29 +66,79 @@ impl<S: Scorer> Pipeline<S> {
             scoring,
             rules: Rules::new(config.rules),
             judge: Judge::new(config.judge, at),
+            fleet: config.fleet,
+            served: Verdict::initial(at),
+            identity: Default::default(),
         }
     }
 
-    /// One tick. `stopping` is true once SIGTERM or SIGINT has arrived.
-    pub fn step(&mut self, sample: &Sample, stopping: bool) -> Step<S::Error> {
+    /// One tick. `stopping` is true once SIGTERM or SIGINT has arrived; `view` is the latest
+    /// fleet view, if vigil has one.
+    pub fn step(&mut self, sample: &Sample, stopping: bool, view: Option<&FleetView>) -> Step<S::Error> {
+        if let Some(task) = &sample.task {
+            let id = task.task_id();
+            if self.identity.0 != id || self.identity.1 != task.availability_zone {
+                self.identity = (id.to_string(), task.availability_zone.clone());
+            }
+        }
         let signals = self.features.observe(sample);
         let restarts = self.restarts.observe(sample);
         let raw = vector::raw(sample, &signals);
         let anomaly = self.scoring.as_mut().and_then(|scoring| scoring.push(&raw).transpose());
         let reading = anomaly.as_ref().and_then(|result| result.as_ref().ok());
+
+        let usable = fleet::usable(view, sample.at, &self.fleet).ok();
+        let me = Peer {
+            task: self.identity.0.clone(),
+            zone: self.identity.1.clone(),
+            probe_latency_seconds: match sample.probe {
+                Some(ProbeReading::Answered { latency_ms, .. }) => Some(latency_ms as f64 / 1000.0),
+                _ => None,
+            },
+            anomaly_ratio: reading.and_then(Reading::ratio),
+            ..Peer::default()
+        };
+        let stand_out = usable.and_then(|view| fleet::outlier(&me, view, &self.fleet));
         let evidence = self.rules.gather(&Inputs {
             sample,
             signals: &signals,
             restarts: &restarts,
             anomaly: reading,
             stopping,
+            stand_out: stand_out.as_ref(),
+            quick_probe: usable.is_some(),
         });
-        let transition = self.judge.decide(&evidence, sample.at);
-        Step { signals, restarts, raw, anomaly, transition }
+        self.judge.decide(&evidence, sample.at);
+
+        let local = self.judge.verdict();
+        let own = Own {
+            task: &self.identity.0,
+            zone: &self.identity.1,
+            was_draining: self.served.state == State::Draining,
+        };
+        let (findings, outcome) = fleet::arbitrate(local, own, view, sample.at, &self.fleet);
+        let state = findings.first().map_or(State::Healthy, |finding| finding.state);
+        let previous = self.served.state;
+        self.served.findings = findings;
+        let transition = (state != previous).then(|| {
+            self.served.state = state;
+            self.served.since = sample.at;
+            Transition { from: previous, to: state, at: sample.at }
+        });
+        Step {
+            signals,
+            restarts,
+            raw,
+            anomaly,
+            transition,
+            fleet: outcome,
+            evidence: fleet::evidence_of(local),
+        }
     }
 
+    /// The verdict served on the last tick.
     pub fn verdict(&self) -> &Verdict {
-        self.judge.verdict()
+        &self.served
     }
 
     /// Whether any watched process has ever been visible.
@@ -189,7 +253,7 @@ mod tests {
         for t in 0..seconds {
             let mut sample = tick(t);
             world(t, &mut sample);
-            if let Some(transition) = judge.step(&sample, false).transition {
+            if let Some(transition) = judge.step(&sample, false, None).transition {
                 outcome.transitions.push((t, transition.to));
                 if transition.to == State::Draining && outcome.drained_for.is_empty() {
                     outcome.drained_for = judge.verdict().findings.iter().map(|f| f.reason.code()).collect();
@@ -539,7 +603,7 @@ mod tests {
         let mut judge = Pipeline::<NoModel>::new(PipelineConfig::default(), None, 0);
         let mut sample = tick(0);
         sample.probe = Some(ProbeReading::Answered { status: 503, latency_ms: 2 });
-        let transition = judge.step(&sample, true).transition.unwrap();
+        let transition = judge.step(&sample, true, None).transition.unwrap();
         assert_eq!((transition.from, transition.to), (State::Healthy, State::Draining));
         let codes: Vec<_> = judge.verdict().findings.iter().map(|f| f.reason.code()).collect();
         assert_eq!(codes, ["stopping", "app_errors"]);
@@ -575,7 +639,7 @@ mod tests {
             if t >= 100 {
                 sample.cgroups[0].memory_usage_bytes = Some(500_000_000);
             }
-            let step = pipeline.step(&sample, false);
+            let step = pipeline.step(&sample, false, None);
             let reading = step.anomaly.map(|result| result.unwrap());
             let anomalous = reading.is_some_and(|r| r.is_evidence());
             assert_eq!(pipeline.verdict().has(Reason::Anomaly), anomalous, "tick {t}: {reading:?}");
@@ -600,7 +664,7 @@ mod tests {
                 sample.cgroups[0].memory_usage_bytes =
                     Some(if t % 2 == 0 { 480_000_000 } else { 20_000_000 });
             }
-            pipeline.step(&sample, false);
+            pipeline.step(&sample, false, None);
             assert_ne!(pipeline.verdict().state, State::Draining, "tick {t}");
             degraded += usize::from(pipeline.verdict().has(Reason::Anomaly));
         }

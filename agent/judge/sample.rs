@@ -167,6 +167,8 @@ pub struct TaskReading {
     pub revision: String,
     pub launch_type: String,
     pub availability_zone: String,
+    /// The ECS service that started the task; empty when the metadata service does not say.
+    pub service_name: String,
     pub known_status: String,
     /// Task-level vCPU limit (`Limits.CPU`); `None` when absent or zero.
     pub cpu_limit_vcpus: Option<f64>,
@@ -181,6 +183,13 @@ pub struct TaskReading {
     /// True when `/task/stats` returned exactly the sample already seen (same `read` stamp for
     /// every container): TMDS caches stats (about 10 s on Fargate), so this is not new data.
     pub stats_stale: bool,
+}
+
+impl TaskReading {
+    /// The task id: the last part of the task ARN (`arn:aws:ecs:region:account:task/cluster/ID`).
+    pub fn task_id(&self) -> &str {
+        self.task_arn.rsplit('/').next().unwrap_or(&self.task_arn)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -264,11 +273,20 @@ pub enum Source {
     Tmds,
     /// The app's own health URL.
     Probe,
+    /// The service's Prometheus, for the fleet view.
+    Fleet,
 }
 
 impl Source {
-    pub const ALL: [Source; 6] =
-        [Source::Proc, Source::Cgroup, Source::Network, Source::Pressure, Source::Tmds, Source::Probe];
+    pub const ALL: [Source; 7] = [
+        Source::Proc,
+        Source::Cgroup,
+        Source::Network,
+        Source::Pressure,
+        Source::Tmds,
+        Source::Probe,
+        Source::Fleet,
+    ];
 
     /// The stable name used in metrics labels, logs and `/status`.
     pub fn name(self) -> &'static str {
@@ -279,6 +297,7 @@ impl Source {
             Source::Pressure => "pressure",
             Source::Tmds => "tmds",
             Source::Probe => "probe",
+            Source::Fleet => "fleet",
         }
     }
 

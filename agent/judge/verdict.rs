@@ -88,6 +88,8 @@ pub struct Finding {
     pub phase: Phase,
     /// Seconds until the predicted failure, for forecasts.
     pub eta_seconds: Option<f64>,
+    /// Why a draining reason serves anyway: the fleet's say ([`crate::judge::fleet`]).
+    pub held: Option<Hold>,
 }
 
 /// The evidence line: the fact and, for a reason in hysteresis, how far it has got.
@@ -98,6 +100,55 @@ impl fmt::Display for Finding {
             Phase::Now => Ok(()),
             Phase::Confirming { ticks, of } => write!(f, "; confirming {ticks}/{of}"),
             Phase::Clearing { ticks, of } => write!(f, "; clearing {ticks}/{of}"),
+        }?;
+        match &self.held {
+            Some(hold) => write!(f, "; held, {hold}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why a draining reason serves anyway.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Hold {
+    /// The reason shows on `with` of the `of` live peers.
+    FleetWide { with: usize, of: usize },
+    /// The reason shows on `with` of the `of` peers in this task's zone, and not fleet-wide.
+    ZoneWide { zone: String, with: usize, of: usize },
+    /// The fleet view does not show this task's evidence yet.
+    Unseen,
+    /// `draining` tasks drain already, the budget is `budget`, and this task is `place` in the
+    /// queue (0-based; it drains when `place < budget`).
+    Budget { draining: usize, budget: usize, place: usize },
+}
+
+impl Hold {
+    /// The stable code in `/status`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Hold::FleetWide { .. } => "fleet_wide",
+            Hold::ZoneWide { .. } => "zone_wide",
+            Hold::Unseen => "fleet_unseen",
+            Hold::Budget { .. } => "drain_budget",
+        }
+    }
+}
+
+impl fmt::Display for Hold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hold::FleetWide { with, of } => write!(f, "fleet-wide: also on {with} of {of} peers"),
+            Hold::ZoneWide { zone, with, of } => {
+                write!(f, "zone-wide: also on {with} of {of} peers in {zone}")
+            }
+            Hold::Unseen => f.write_str("waiting for the fleet view to show it"),
+            Hold::Budget { draining, budget, place } => {
+                write!(
+                    f,
+                    "drain budget: {draining} of {budget} draining, this task is {} in the queue",
+                    place + 1
+                )
+            }
         }
     }
 }
@@ -161,7 +212,7 @@ impl Default for JudgeConfig {
 
 /// The hysteresis of one draining reason.
 #[derive(Debug, Clone, Default)]
-struct Hold {
+struct Hysteresis {
     present: u32,
     absent: u32,
     active: bool,
@@ -173,7 +224,7 @@ struct Hold {
 #[derive(Debug, Clone)]
 pub struct Judge {
     config: JudgeConfig,
-    holds: [Hold; Reason::ALL.len()],
+    holds: [Hysteresis; Reason::ALL.len()],
     verdict: Verdict,
 }
 
@@ -199,11 +250,12 @@ impl Judge {
                         fact: e.fact.clone(),
                         phase: Phase::Now,
                         eta_seconds: e.eta_seconds,
+                        held: None,
                     });
                 }
                 continue;
             }
-            let (enter, exit) = if reason.forecast() {
+            let (enter, exit) = if reason.confirmed() {
                 (self.config.enter_ticks.max(1), self.config.exit_ticks.max(1))
             } else {
                 (1, 1)
@@ -236,7 +288,14 @@ impl Judge {
             } else {
                 continue;
             };
-            findings.push(Finding { reason, state, fact: fact.clone(), phase, eta_seconds: *eta_seconds });
+            findings.push(Finding {
+                reason,
+                state,
+                fact: fact.clone(),
+                phase,
+                eta_seconds: *eta_seconds,
+                held: None,
+            });
         }
 
         findings.sort_by_key(|finding| std::cmp::Reverse(finding.state));

@@ -196,6 +196,7 @@ fn encode_snapshot(snapshot: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt:
     let mut families = Vec::with_capacity(64);
     agent_families(snapshot, &mut families);
     prediction_families(snapshot, &mut families);
+    fleet_families(snapshot, &mut families);
     local_families(snapshot, &mut families);
     ecs_families(snapshot, &mut families);
     for family in &families {
@@ -305,6 +306,89 @@ fn prediction_families(snapshot: &Snapshot, out: &mut Vec<Family>) {
     );
     crash.one(snapshot.restarts.next_crash_seconds);
     out.extend([eta, usage, restarts, crash, score, threshold]);
+}
+
+/// What the peers read of this task (`vigil_task_info` and the series the fleet query joins on
+/// it), and what this task sees of the fleet, by revision.
+fn fleet_families(snapshot: &Snapshot, out: &mut Vec<Family>) {
+    if let Some(task) = &snapshot.sample.task {
+        let mut info = Family::gauge(
+            "vigil_task_info",
+            "This task as the fleet view selects it: ECS cluster, family, service, revision, zone and task id; always 1",
+        );
+        info.set(
+            vec![
+                ("cluster", task.cluster.clone()),
+                ("family", task.family.clone()),
+                ("service", task.service_name.clone()),
+                ("revision", task.revision.clone()),
+                ("availability_zone", task.availability_zone.clone()),
+                ("task", task.task_id().to_string()),
+            ],
+            1.0,
+        );
+        out.push(info);
+    }
+    let mut draining = Family::gauge("vigil_draining", "1 while /health answers 503");
+    draining.one(flag(snapshot.verdict.state == State::Draining));
+    out.push(draining);
+
+    let mut evidence = Family::gauge(
+        "vigil_reason_evidence",
+        "1 for each draining reason this task's own rules show (in force or confirming), before the fleet's say",
+    );
+    for reason in snapshot.evidence.iter() {
+        evidence.set(label("reason", reason.code()), 1.0);
+    }
+    let mut candidate = Family::gauge(
+        "vigil_drain_candidate_seconds",
+        "Seconds to the predicted failure of a task that qualifies for a drain, its claim on the drain budget (absent: none)",
+    );
+    candidate.one(snapshot.fleet.candidate_seconds);
+    let mut ratio = Family::gauge(
+        "vigil_anomaly_ratio",
+        "The anomaly score over its calibrated threshold (absent: calibrating, or no model)",
+    );
+    ratio.one(
+        snapshot.anomaly.score.zip(snapshot.anomaly.threshold).filter(|(_, t)| *t > 0.0).map(|(s, t)| s / t),
+    );
+    out.extend([evidence, candidate, ratio]);
+
+    let Some(view) = snapshot.fleet_view.as_deref() else { return };
+    let mut age = Family::gauge("vigil_fleet_view_age_seconds", "Age of the fleet view the last tick saw");
+    age.one(snapshot.fleet.age_ms.map(|ms| ms as f64 / 1000.0));
+    let mut used = Family::gauge(
+        "vigil_fleet_used",
+        "1 if the fleet view weighed the last verdict; 0: the local rules decided alone (no view, stale, no peers)",
+    );
+    used.one(flag(snapshot.fleet.used));
+    let mut budget = Family::gauge("vigil_fleet_drain_budget", "Most tasks of the service draining at once");
+    budget.one((snapshot.fleet.budget > 0).then_some(snapshot.fleet.budget as f64));
+    let mut tasks = Family::gauge(
+        "vigil_fleet_tasks",
+        "Tasks of the service in the fleet view, this one included, by revision",
+    );
+    let mut drains =
+        Family::gauge("vigil_fleet_draining_tasks", "Tasks of the service draining, by revision");
+    let mut reasons = Family::gauge(
+        "vigil_fleet_reason_tasks",
+        "Tasks of the service whose own rules show a draining reason, by revision (absent: none)",
+    );
+    for count in crate::judge::fleet::by_revision(view) {
+        let revision = || label("revision", count.revision.clone());
+        tasks.set(revision(), count.tasks as f64);
+        drains.set(revision(), count.draining as f64);
+        for reason in Reason::ALL {
+            let n = count.reasons[reason.index()];
+            if n > 0 {
+                reasons.set(
+                    vec![("revision", count.revision.clone()), ("reason", reason.code().to_string())],
+                    n as f64,
+                );
+            }
+        }
+    }
+    out.extend([age, used, budget, tasks, drains, reasons]);
 }
 
 fn local_families(snapshot: &Snapshot, out: &mut Vec<Family>) {

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use crate::config::Mode;
 use crate::judge::evidence::Reason;
 use crate::judge::features::Signals;
+use crate::judge::fleet::{FleetOutcome, FleetView, Reasons};
 use crate::judge::restarts::RestartFindings;
 use crate::judge::sample::{Millis, Sample, Source};
 use crate::judge::verdict::{State, Verdict};
@@ -61,6 +62,11 @@ pub struct Snapshot {
     pub signals: Signals,
     pub restarts: RestartFindings,
     pub anomaly: AnomalyStatus,
+    /// The draining reasons this task's own rules show, before the fleet's say.
+    pub evidence: Reasons,
+    /// What the fleet made of this tick, and the view it used (when the fleet view is on).
+    pub fleet: FleetOutcome,
+    pub fleet_view: Option<Arc<FleetView>>,
     pub sample: Sample,
 }
 
@@ -77,6 +83,9 @@ impl Snapshot {
             signals: Signals::default(),
             restarts: RestartFindings::default(),
             anomaly: AnomalyStatus::default(),
+            evidence: Reasons::default(),
+            fleet: FleetOutcome::default(),
+            fleet_view: None,
             sample: Sample::default(),
         }
     }

@@ -39,7 +39,29 @@ pub struct Status<'a> {
     pub forecasts: Vec<ForecastDoc<'a>>,
     pub restarts: RestartsDoc,
     pub anomaly: AnomalyDoc<'a>,
+    pub fleet: FleetDoc,
     pub readings: ReadingsDoc<'a>,
+}
+
+/// The fleet view: whether it was used on the last tick, and what it showed.
+#[derive(Debug, Serialize)]
+pub struct FleetDoc {
+    /// `VIGIL_FLEET_URL` is set.
+    pub enabled: bool,
+    /// A fresh view that includes this task, with peers, weighed the last verdict.
+    pub used: bool,
+    /// Why not, when enabled and not used: then the local rules decide alone.
+    pub fallback: Option<&'static str>,
+    pub view_age_ms: Option<u64>,
+    pub peers: usize,
+    pub peers_draining: usize,
+    /// Most tasks of the service draining at once.
+    pub budget: usize,
+    /// This task's claim on the budget: seconds to its predicted failure.
+    pub candidate_seconds: Option<f64>,
+    /// The draining reasons this task's own rules show, before the fleet's say (what the peers
+    /// read).
+    pub evidence: Vec<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,6 +78,9 @@ pub struct ReasonDoc {
     /// One line of text: the fact and, in hysteresis, how far it has got.
     pub evidence: String,
     pub eta_seconds: Option<f64>,
+    /// Why a draining reason serves anyway: `fleet_wide`, `zone_wide`, `fleet_unseen` or
+    /// `drain_budget` (the evidence line says more).
+    pub held: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -191,6 +216,8 @@ pub struct TaskDoc<'a> {
     pub revision: &'a str,
     pub launch_type: &'a str,
     pub availability_zone: &'a str,
+    /// Empty when the metadata service does not report it.
+    pub service_name: &'a str,
     pub known_status: &'a str,
     pub cpu_limit_vcpus: Option<f64>,
     pub memory_limit_bytes: Option<u64>,
@@ -286,6 +313,17 @@ impl<'a> Status<'a> {
                 next_crash_seconds: restarts.next_crash_seconds,
             },
             anomaly: AnomalyDoc::from(&snapshot.anomaly),
+            fleet: FleetDoc {
+                enabled: snapshot.source(Source::Fleet).enabled,
+                used: snapshot.fleet.used,
+                fallback: snapshot.fleet.unused.filter(|_| snapshot.source(Source::Fleet).enabled),
+                view_age_ms: snapshot.fleet.age_ms,
+                peers: snapshot.fleet.peers,
+                peers_draining: snapshot.fleet.peers_draining,
+                budget: snapshot.fleet.budget,
+                candidate_seconds: snapshot.fleet.candidate_seconds,
+                evidence: snapshot.evidence.iter().map(|reason| reason.code()).collect(),
+            },
             readings: ReadingsDoc::from(&snapshot.sample),
         }
     }
@@ -298,6 +336,7 @@ impl From<&Finding> for ReasonDoc {
             state: finding.state.name(),
             evidence: finding.to_string(),
             eta_seconds: finding.eta_seconds,
+            held: finding.held.as_ref().map(|hold| hold.code()),
         }
     }
 }
@@ -442,6 +481,7 @@ impl<'a> From<&'a TaskReading> for TaskDoc<'a> {
             revision: &t.revision,
             launch_type: &t.launch_type,
             availability_zone: &t.availability_zone,
+            service_name: &t.service_name,
             known_status: &t.known_status,
             cpu_limit_vcpus: t.cpu_limit_vcpus,
             memory_limit_bytes: t.memory_limit_bytes,
@@ -526,8 +566,9 @@ mod tests {
     use crate::config::Mode;
     use crate::judge::evidence::{Fact, Reason};
     use crate::judge::features::{Resource, Saturation};
+    use crate::judge::fleet::FleetOutcome;
     use crate::judge::forecast::{Forecast, Scale};
-    use crate::judge::verdict::{Phase, State};
+    use crate::judge::verdict::{Hold, Phase, State};
 
     const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/status/golden.json");
 
@@ -558,6 +599,7 @@ mod tests {
                 fact: Fact::Forecast(forecast.clone()),
                 phase: Phase::Confirming { ticks: 2, of: 3 },
                 eta_seconds: Some(95.5),
+                held: None,
             },
             Finding {
                 reason: Reason::FdExhaustion,
@@ -570,8 +612,26 @@ mod tests {
                 }),
                 phase: Phase::Now,
                 eta_seconds: None,
+                held: Some(Hold::Budget { draining: 1, budget: 1, place: 1 }),
             },
         ];
+        snapshot.evidence = [Reason::MemoryExhaustion, Reason::FdExhaustion].into_iter().collect();
+        snapshot.sources[Source::Fleet.index()] = SourceStatus {
+            enabled: true,
+            up: true,
+            errors_total: 2,
+            last_success_at: Some(118_000),
+            last_error: Some("query failed: timed out".into()),
+        };
+        snapshot.fleet = FleetOutcome {
+            used: true,
+            unused: None,
+            age_ms: Some(1_500),
+            peers: 5,
+            peers_draining: 1,
+            budget: 1,
+            candidate_seconds: Some(0.0),
+        };
         snapshot.sources[Source::Proc.index()] = SourceStatus {
             enabled: true,
             up: true,
@@ -665,6 +725,7 @@ mod tests {
                 revision: "7".into(),
                 launch_type: "FARGATE".into(),
                 availability_zone: "us-east-1a".into(),
+                service_name: "web-svc".into(),
                 known_status: "RUNNING".into(),
                 cpu_limit_vcpus: Some(0.5),
                 memory_limit_bytes: Some(536_870_912),

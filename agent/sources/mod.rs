@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 pub mod files;
+pub mod fleet;
 pub mod http;
 pub mod probe;
 pub mod procfs;

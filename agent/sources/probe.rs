@@ -2,7 +2,9 @@
 //!
 //! Any HTTP answer counts as an answer (its status and latency are reported); only a refused
 //! connection or no answer within the timeout is a miss. A miss is an observation about the
-//! app, not an error of vigil's.
+//! app, not an error of vigil's. A miss is re-probed at once, with a shorter timeout, so one
+//! lost connection or one pause is not reported: with a fleet view at hand one reported miss
+//! is enough to call the app unresponsive.
 
 use std::time::{Duration, Instant};
 
@@ -11,26 +13,41 @@ use crate::sources::http::{self, ClientOptions};
 
 /// The most of an answer's body that is read (and discarded) so the connection can be reused.
 const BODY_READ_LIMIT: usize = 64 * 1024;
+/// The longest a re-probe after a miss may take.
+const REPROBE_TIMEOUT: Duration = Duration::from_millis(300);
 
 pub struct AppProbe {
     client: reqwest::Client,
     url: String,
+    reprobe_timeout: Duration,
 }
 
 impl AppProbe {
     /// `timeout` bounds the whole probe, connection included.
     pub fn new(url: &str, timeout: Duration) -> Result<AppProbe, reqwest::Error> {
         let client = http::client(ClientOptions { connect_timeout: timeout, timeout, idle_per_host: 1 })?;
-        Ok(AppProbe { client, url: url.to_string() })
+        Ok(AppProbe { client, url: url.to_string(), reprobe_timeout: timeout.min(REPROBE_TIMEOUT) })
     }
 
     pub fn url(&self) -> &str {
         &self.url
     }
 
+    /// One probe, and on a miss one quick re-probe: the reading is the re-probe's.
     pub async fn probe(&self) -> ProbeReading {
+        match self.once(None).await {
+            ProbeReading::Refused | ProbeReading::TimedOut => self.once(Some(self.reprobe_timeout)).await,
+            answered => answered,
+        }
+    }
+
+    async fn once(&self, timeout: Option<Duration>) -> ProbeReading {
         let started = Instant::now();
-        let mut response = match self.client.get(&self.url).send().await {
+        let mut request = self.client.get(&self.url);
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
+        let mut response = match request.send().await {
             Ok(response) => response,
             Err(error) => return miss(&error),
         };

@@ -126,6 +126,7 @@ pub fn full_snapshot() -> Snapshot {
             revision: "7".into(),
             launch_type: "FARGATE".into(),
             availability_zone: "us-east-1a".into(),
+            service_name: "payments-svc".into(),
             known_status: "RUNNING".into(),
             cpu_limit_vcpus: Some(0.25),
             memory_limit_bytes: Some(536_870_912),
@@ -164,8 +165,8 @@ pub fn full_snapshot() -> Snapshot {
         probe: Some(ProbeReading::Answered { status: 200, latency_ms: 12 }),
     };
     let mut judge = Pipeline::<NoModel>::new(PipelineConfig::default(), None, 0);
-    let step = judge.step(&sample, false);
-    let mut sources: [SourceStatus; 6] = Default::default();
+    let step = judge.step(&sample, false, None);
+    let mut sources: [SourceStatus; Source::ALL.len()] = Default::default();
     for source in Source::ALL {
         sources[source.index()] = SourceStatus {
             enabled: source != Source::Tmds,
@@ -194,6 +195,9 @@ pub fn full_snapshot() -> Snapshot {
             anomalous: false,
             errors_total: 0,
         },
+        evidence: step.evidence,
+        fleet: step.fleet,
+        fleet_view: Some(std::sync::Arc::new(fleet_view())),
         sample,
     }
 }
@@ -266,7 +270,7 @@ async fn degraded_stays_200_and_says_why() {
     let mut snapshot = full_snapshot();
     snapshot.sample.probe = Some(ProbeReading::Answered { status: 503, latency_ms: 2 });
     let mut judge = Pipeline::<NoModel>::new(PipelineConfig::default(), None, 0);
-    judge.step(&snapshot.sample, false);
+    judge.step(&snapshot.sample, false, None);
     snapshot.verdict = judge.verdict().clone();
     assert_eq!(snapshot.verdict.state, State::Degraded);
     running.shared.publish(snapshot);
@@ -314,6 +318,25 @@ fn check_golden(name: &str, actual: &str) {
             .map(|(e, a)| format!("- {e}\n+ {a}"))
             .collect();
         panic!("{} differs from the output:\n{}", path.display(), diff.join("\n"));
+    }
+}
+
+/// A service of three tasks, one of them on a newer revision that leaks.
+fn fleet_view() -> vigil::judge::fleet::FleetView {
+    use vigil::judge::evidence::Reason;
+    use vigil::judge::fleet::{FleetView, Peer};
+    let peer = |task: &str, revision: &str, draining: bool, evidence: &[Reason]| Peer {
+        task: task.into(),
+        zone: "us-east-1b".into(),
+        revision: revision.into(),
+        draining,
+        evidence: evidence.iter().copied().collect(),
+        ..Peer::default()
+    };
+    FleetView {
+        at: 41_000,
+        own: Some(peer("abc", "7", false, &[])),
+        peers: vec![peer("def", "7", false, &[]), peer("ghi", "8", true, &[Reason::MemoryExhaustion])],
     }
 }
 

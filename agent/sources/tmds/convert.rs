@@ -122,6 +122,7 @@ pub fn to_reading(task: &TaskMeta, stats: Option<&StatsMap>, previous: Option<&T
         revision: raw.revision.to_owned_or_empty(),
         launch_type: raw.launch_type.to_owned_or_empty(),
         availability_zone: raw.availability_zone.to_owned_or_empty(),
+        service_name: raw.service_name.to_owned_or_empty(),
         known_status: raw.known_status.to_owned_or_empty(),
         cpu_limit_vcpus: limits.vcpus,
         memory_limit_bytes: limits.memory_bytes,

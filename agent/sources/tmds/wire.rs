@@ -184,6 +184,8 @@ pub(super) struct RawTask {
     pub(super) known_status: Text,
     pub(super) launch_type: Text,
     pub(super) availability_zone: Text,
+    /// Only on tasks a service started, and only from newer agents.
+    pub(super) service_name: Text,
     pub(super) limits: Lenient<RawLimits>,
     pub(super) containers: Lenient<Vec<Lenient<RawContainer>>>,
     pub(super) ephemeral_storage_metrics: Lenient<RawEphemeralStorage>,

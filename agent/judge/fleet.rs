@@ -1,0 +1,637 @@
+//! Is it just this task? The local verdict weighed against the service's other tasks, as the
+//! service's Prometheus last scraped them. Pure: the view and the time come in as arguments.
+//!
+//! On ECS a 503 means "replace this task". A replacement helps only with trouble that lives in
+//! the task; trouble the whole service shares (a slow dependency behind `/health`, a cache that
+//! fills on every task, a bad build) comes back with every replacement. So, when a fresh view of
+//! the peers is at hand:
+//!
+//! 1. **Shared evidence is not local.** A draining reason that also shows on at least
+//!    `share` of the live peers (default half) is *fleet-wide*; one that shows on that share of
+//!    this task's own zone but not of the service is *zone-wide* (a zonal dependency: ECS places
+//!    the replacement in the same zone). Either way the task stays `degraded` and serves.
+//!    A resource forecast on a bad build is shared too, but a replacement does buy time (it
+//!    starts empty): once the resource is [imminent](FleetConfig::imminent_seconds) it is
+//!    released to the budget below, so the service rotates one task at a time.
+//! 2. **The fleet must have seen it.** A draining reason drains only once the view shows this
+//!    task's own evidence for it, so the peers' readings are at least as new as its onset. Until
+//!    then it waits a query or two in `degraded`.
+//! 3. **A drain budget.** At most [`FleetConfig::budget`] tasks drain at once. Tasks that
+//!    qualify queue: those already draining first, then the most urgent (nearest predicted
+//!    failure), then by task id, so every vigil computes the same order from the same view.
+//! 4. **Exempt:** `stopping` and `processes_gone` are failing now, and their 503 takes nothing
+//!    away that still serves: they pass every rule here.
+//!
+//! Without a view (no `VIGIL_FLEET_URL`, Prometheus down or slow, the view older than
+//! `stale_ms`, this task missing from it), or with no peers, the local verdict stands
+//! unchanged: vigil fails open to its local rules.
+//!
+//! [`outlier`] is the other direction: a task far outside its calm peers has local evidence
+//! even where no rule fires.
+
+use std::cmp::Ordering;
+
+use crate::judge::evidence::{Measure, Reason, StandOut};
+use crate::judge::sample::Millis;
+use crate::judge::verdict::{Finding, Hold, Phase, State, Verdict};
+
+/// A set of reasons, one bit per [`Reason::ALL`] position.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reasons(u32);
+
+impl Reasons {
+    pub fn insert(&mut self, reason: Reason) {
+        self.0 |= 1 << reason.index();
+    }
+
+    pub fn contains(self, reason: Reason) -> bool {
+        self.0 & (1 << reason.index()) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Reason> {
+        Reason::ALL.into_iter().filter(move |reason| self.contains(*reason))
+    }
+}
+
+impl FromIterator<Reason> for Reasons {
+    fn from_iter<I: IntoIterator<Item = Reason>>(iter: I) -> Reasons {
+        let mut set = Reasons::default();
+        for reason in iter {
+            set.insert(reason);
+        }
+        set
+    }
+}
+
+/// One task of the service as its vigil last reported itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Peer {
+    /// The task id (the last part of its ARN).
+    pub task: String,
+    pub zone: String,
+    pub revision: String,
+    /// Its `/health` answers 503.
+    pub draining: bool,
+    /// The draining reasons its own rules show, in force or confirming, before the fleet's say.
+    pub evidence: Reasons,
+    /// Its claim on the drain budget: seconds to its predicted failure (0: failing now), present
+    /// while it qualifies for a drain.
+    pub candidate_seconds: Option<f64>,
+    pub probe_latency_seconds: Option<f64>,
+    /// Its anomaly score over its calibrated threshold.
+    pub anomaly_ratio: Option<f64>,
+}
+
+/// The service as one query to Prometheus saw it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetView {
+    /// When the answer arrived, on the tick clock.
+    pub at: Millis,
+    /// This task as Prometheus last scraped it; `None` when it is not in the answer.
+    pub own: Option<Peer>,
+    /// The other tasks of the service.
+    pub peers: Vec<Peer>,
+}
+
+/// How the fleet is weighed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FleetConfig {
+    /// The share of live peers (or of the zone's peers) on which a reason is shared.
+    pub share: f64,
+    /// At most this many tasks draining at once; `None`: one task or 10 %, whichever is larger.
+    pub max_draining: Option<usize>,
+    /// A view older than this is no view.
+    pub stale_ms: Millis,
+    /// A shared resource forecast is released to the budget when the resource runs out within
+    /// this many seconds and is at least [`IMMINENT_USAGE`] used.
+    pub imminent_seconds: f64,
+    /// Peers that must report a measure before a task may stand out on it.
+    pub outlier_min_peers: usize,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            share: 0.5,
+            max_draining: None,
+            stale_ms: 30_000,
+            imminent_seconds: 30.0,
+            outlier_min_peers: 4,
+        }
+    }
+}
+
+impl FleetConfig {
+    /// The drain budget of a service of `tasks` tasks.
+    pub fn budget(&self, tasks: usize) -> usize {
+        self.max_draining.unwrap_or_else(|| (tasks / 10).max(1))
+    }
+}
+
+/// A shared forecast is imminent only this close to the limit: a cache that fills fast and
+/// holds at 90–95 % never is, a leak always gets there.
+pub const IMMINENT_USAGE: f64 = 0.9;
+
+/// Buckets of this many seconds of urgency count as equally urgent, so views a scrape apart
+/// order tasks alike.
+const URGENCY_BUCKET_SECONDS: f64 = 15.0;
+
+/// What the fleet made of this tick, for `/status` and metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetOutcome {
+    /// A fresh view that includes this task was used.
+    pub used: bool,
+    /// Why not, when not.
+    pub unused: Option<&'static str>,
+    /// The view's age in ms on this tick.
+    pub age_ms: Option<Millis>,
+    pub peers: usize,
+    pub peers_draining: usize,
+    pub budget: usize,
+    /// This task's claim on the budget (what it publishes as `vigil_drain_candidate_seconds`).
+    pub candidate_seconds: Option<f64>,
+}
+
+/// This task as the arbiter needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Own<'a> {
+    pub task: &'a str,
+    pub zone: &'a str,
+    /// The verdict this task served on the previous tick was `draining`.
+    pub was_draining: bool,
+}
+
+/// Whether `view` may be used at `now`, and why not.
+pub fn usable<'v>(
+    view: Option<&'v FleetView>,
+    now: Millis,
+    config: &FleetConfig,
+) -> Result<&'v FleetView, &'static str> {
+    let view = view.ok_or("no fleet view")?;
+    if now.saturating_sub(view.at) > config.stale_ms {
+        return Err("fleet view is stale");
+    }
+    if view.own.is_none() {
+        return Err("this task is not in the fleet view");
+    }
+    if view.peers.is_empty() {
+        return Err("no peers");
+    }
+    Ok(view)
+}
+
+/// The served verdict: `local` weighed against `view`. `local` is the judge's verdict of this
+/// tick; the returned verdict's `since` is left to the caller.
+pub fn arbitrate(
+    local: &Verdict,
+    own: Own<'_>,
+    view: Option<&FleetView>,
+    now: Millis,
+    config: &FleetConfig,
+) -> (Vec<Finding>, FleetOutcome) {
+    let mut findings = local.findings.clone();
+    let view = match usable(view, now, config) {
+        Ok(view) => view,
+        Err(why) => {
+            let outcome = FleetOutcome {
+                unused: Some(why),
+                age_ms: view.map(|v| now.saturating_sub(v.at)),
+                peers: view.map_or(0, |v| v.peers.len()),
+                candidate_seconds: candidate(&findings),
+                ..FleetOutcome::default()
+            };
+            return (findings, outcome);
+        }
+    };
+    let seen = view.own.as_ref().map_or(Reasons::default(), |own| own.evidence);
+
+    for finding in findings.iter_mut().filter(|f| f.state == State::Draining && !exempt(f.reason)) {
+        let shared = shared(finding.reason, own.zone, view, config);
+        let released = finding.reason.forecast() && imminent(finding, config);
+        if let Some(hold) = shared.filter(|_| !released) {
+            hold_back(finding, hold);
+        } else if !seen.contains(finding.reason) {
+            hold_back(finding, Hold::Unseen);
+        }
+    }
+
+    let claim = candidate(&findings);
+    let budget = config.budget(view.peers.len() + 1);
+    let peers_draining = view.peers.iter().filter(|p| p.draining).count();
+    if let Some(urgency) = claim {
+        let place = place_in_queue(own, urgency, &view.peers);
+        if place >= budget {
+            let hold = Hold::Budget { draining: peers_draining, budget, place };
+            for finding in findings.iter_mut().filter(|f| f.state == State::Draining && !exempt(f.reason)) {
+                hold_back(finding, hold.clone());
+            }
+        }
+    }
+    findings.sort_by_key(|finding| std::cmp::Reverse(finding.state));
+    let outcome = FleetOutcome {
+        used: true,
+        unused: None,
+        age_ms: Some(now.saturating_sub(view.at)),
+        peers: view.peers.len(),
+        peers_draining,
+        budget,
+        candidate_seconds: claim,
+    };
+    (findings, outcome)
+}
+
+/// Reasons that pass the fleet: the task is failing or stopping now.
+pub fn exempt(reason: Reason) -> bool {
+    matches!(reason, Reason::Stopping | Reason::ProcessesGone)
+}
+
+fn hold_back(finding: &mut Finding, hold: Hold) {
+    finding.state = State::Degraded;
+    finding.held = Some(hold);
+}
+
+/// Whether a draining forecast is about to run out: within the imminent time and nearly full.
+fn imminent(finding: &Finding, config: &FleetConfig) -> bool {
+    let eta = finding.eta_seconds.unwrap_or(f64::INFINITY);
+    let usage = finding.fact.usage().unwrap_or(0.0);
+    eta <= config.imminent_seconds && usage >= IMMINENT_USAGE
+}
+
+/// This task's claim on the budget: the nearest failure of a draining reason still in force
+/// after the holds, 0 for reasons that are failing now.
+fn candidate(findings: &[Finding]) -> Option<f64> {
+    findings
+        .iter()
+        .filter(|f| f.state == State::Draining && !exempt(f.reason))
+        .map(|f| f.eta_seconds.unwrap_or(0.0).max(0.0))
+        .min_by(f64::total_cmp)
+}
+
+/// Whether `reason` is shared by the fleet or by this task's zone.
+fn shared(reason: Reason, zone: &str, view: &FleetView, config: &FleetConfig) -> Option<Hold> {
+    let many = |with: usize, of: usize| of > 0 && with > 0 && with as f64 >= config.share * of as f64;
+    let of = view.peers.len();
+    let with = view.peers.iter().filter(|p| p.evidence.contains(reason)).count();
+    if many(with, of) {
+        return Some(Hold::FleetWide { with, of });
+    }
+    let zone_peers = || view.peers.iter().filter(|p| !zone.is_empty() && p.zone == zone);
+    let (zone_with, zone_of) =
+        (zone_peers().filter(|p| p.evidence.contains(reason)).count(), zone_peers().count());
+    many(zone_with, zone_of).then(|| Hold::ZoneWide { zone: zone.to_string(), with: zone_with, of: zone_of })
+}
+
+/// This task's place in the drain queue of the service (0 first). Every vigil sorts the same
+/// view the same way: draining tasks first, then by urgency bucket, then by task id.
+fn place_in_queue(own: Own<'_>, urgency: f64, peers: &[Peer]) -> usize {
+    let key = |draining: bool, seconds: f64, task: &str| {
+        (!draining, (seconds / URGENCY_BUCKET_SECONDS).floor() as i64, task.to_string())
+    };
+    let mine = key(own.was_draining, urgency, own.task);
+    peers
+        .iter()
+        .filter(|p| p.draining || p.candidate_seconds.is_some())
+        .map(|p| key(p.draining, p.candidate_seconds.unwrap_or(0.0), &p.task))
+        .filter(|theirs| theirs.cmp(&mine) == Ordering::Less)
+        .count()
+}
+
+/// Whether this task stands far outside its calm peers, on the first measure it does.
+///
+/// "Far" is robust and relative: with `m` the peers' median and `s` their median absolute
+/// deviation scaled to a standard deviation (×1.4826), the bar is the largest of `3 m`,
+/// `m + 5 s` and `m +` the measure's floor. It needs [`FleetConfig::outlier_min_peers`] peers
+/// reporting the measure, and the peers calm: fewer than `share` of them with any draining
+/// evidence. When every task moves together the median moves with them, so no task is far from
+/// it; and a fleet in trouble is not calm.
+pub fn outlier(own: &Peer, view: &FleetView, config: &FleetConfig) -> Option<StandOut> {
+    let troubled = view.peers.iter().filter(|p| !p.evidence.is_empty()).count();
+    if troubled as f64 >= config.share * view.peers.len() as f64 {
+        return None;
+    }
+    [Measure::ProbeLatency, Measure::AnomalyRatio].into_iter().find_map(|measure| {
+        let value = measured(measure, own)?;
+        let mut values: Vec<f64> =
+            view.peers.iter().filter_map(|p| measured(measure, p)).filter(|v| v.is_finite()).collect();
+        if values.len() < config.outlier_min_peers.max(1) {
+            return None;
+        }
+        let median = median(&mut values);
+        let mut deviations: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
+        let spread = 1.4826 * self::median(&mut deviations);
+        let bar = (3.0 * median).max(median + 5.0 * spread).max(median + measure.floor());
+        (value > bar).then_some(StandOut { measure, value, median, bar, peers: values.len() })
+    })
+}
+
+fn measured(measure: Measure, peer: &Peer) -> Option<f64> {
+    match measure {
+        Measure::ProbeLatency => peer.probe_latency_seconds,
+        Measure::AnomalyRatio => peer.anomaly_ratio,
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return 0.0;
+    }
+    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+}
+
+/// What the fleet looks like, by task definition revision, for the metrics an alarm rolls a
+/// deployment back on: tasks, tasks draining, and tasks showing each draining reason.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RevisionCount {
+    pub revision: String,
+    pub tasks: usize,
+    pub draining: usize,
+    /// Tasks showing each reason, in the order of [`Reason::ALL`].
+    pub reasons: [usize; Reason::ALL.len()],
+}
+
+/// The view, this task included, counted by revision (sorted by revision).
+pub fn by_revision(view: &FleetView) -> Vec<RevisionCount> {
+    let mut counts: Vec<RevisionCount> = Vec::new();
+    for peer in view.own.iter().chain(&view.peers) {
+        let index = match counts.iter().position(|c| c.revision == peer.revision) {
+            Some(index) => index,
+            None => {
+                counts.push(RevisionCount { revision: peer.revision.clone(), ..RevisionCount::default() });
+                counts.len() - 1
+            }
+        };
+        let count = &mut counts[index];
+        count.tasks += 1;
+        count.draining += usize::from(peer.draining);
+        for reason in peer.evidence.iter() {
+            count.reasons[reason.index()] += 1;
+        }
+    }
+    counts.sort_by(|a, b| a.revision.cmp(&b.revision));
+    counts
+}
+
+/// The draining reasons of `verdict` that are in force or confirming: what this task publishes
+/// as its evidence for the peers, before the fleet's say.
+pub fn evidence_of(verdict: &Verdict) -> Reasons {
+    verdict
+        .findings
+        .iter()
+        .filter(|f| f.reason.drains() && !matches!(f.phase, Phase::Clearing { .. }))
+        .map(|f| f.reason)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::judge::evidence::Fact;
+    use crate::judge::features::{Resource, ResourceForecast};
+    use crate::judge::forecast::{Forecast, Scale};
+
+    fn peer(task: &str, zone: &str, evidence: &[Reason]) -> Peer {
+        Peer {
+            task: task.into(),
+            zone: zone.into(),
+            revision: "7".into(),
+            evidence: evidence.iter().copied().collect(),
+            ..Peer::default()
+        }
+    }
+
+    fn view(own: &[Reason], peers: Vec<Peer>) -> FleetView {
+        FleetView { at: 1_000, own: Some(peer("me", "a", own)), peers }
+    }
+
+    fn draining(reason: Reason, fact: Fact, eta_seconds: Option<f64>) -> Finding {
+        Finding { reason, state: State::Draining, fact, phase: Phase::Now, eta_seconds, held: None }
+    }
+
+    fn unresponsive() -> Finding {
+        draining(
+            Reason::AppUnresponsive,
+            Fact::ProbeUnanswered { ticks: 1, refused: false, cpu_saturated: false },
+            None,
+        )
+    }
+
+    fn memory(level: f64, eta: f64) -> Finding {
+        let forecast = Forecast {
+            eta_seconds: eta,
+            rate_per_second: 1.0,
+            confidence: 0.9,
+            level,
+            limit: 100.0,
+            scale: Scale::Medium,
+        };
+        let forecast = ResourceForecast {
+            resource: Resource::Memory,
+            subject: "cgroup /app".into(),
+            forecast,
+            warm: true,
+        };
+        draining(Reason::MemoryExhaustion, Fact::Forecast(forecast), Some(eta))
+    }
+
+    fn verdict(findings: Vec<Finding>) -> Verdict {
+        Verdict { state: findings.first().map_or(State::Healthy, |f| f.state), findings, since: 0 }
+    }
+
+    const OWN: Own<'static> = Own { task: "me", zone: "a", was_draining: false };
+
+    fn served(local: Vec<Finding>, view: &FleetView) -> (State, Option<String>) {
+        let (findings, _) = arbitrate(&verdict(local), OWN, Some(view), 2_000, &FleetConfig::default());
+        let state = findings.first().map_or(State::Healthy, |f| f.state);
+        (state, findings.first().and_then(|f| f.held.as_ref()).map(|h| h.code().to_string()))
+    }
+
+    #[test]
+    fn a_reason_on_half_the_peers_is_fleet_wide_and_serves() {
+        let shared = view(
+            &[Reason::AppUnresponsive],
+            vec![peer("b", "b", &[Reason::AppUnresponsive]), peer("c", "c", &[])],
+        );
+        assert_eq!(served(vec![unresponsive()], &shared), (State::Degraded, Some("fleet_wide".into())));
+        let alone = view(&[Reason::AppUnresponsive], vec![peer("b", "b", &[]), peer("c", "c", &[])]);
+        assert_eq!(served(vec![unresponsive()], &alone), (State::Draining, None));
+    }
+
+    #[test]
+    fn a_reason_shared_by_the_zone_only_is_zone_wide() {
+        let peers = vec![
+            peer("b", "a", &[Reason::AppUnresponsive]),
+            peer("c", "b", &[]),
+            peer("d", "b", &[]),
+            peer("e", "c", &[]),
+            peer("f", "c", &[]),
+        ];
+        let zonal = view(&[Reason::AppUnresponsive], peers);
+        assert_eq!(served(vec![unresponsive()], &zonal), (State::Degraded, Some("zone_wide".into())));
+    }
+
+    #[test]
+    fn evidence_the_view_does_not_show_yet_waits() {
+        let fresh = view(&[], vec![peer("b", "b", &[]), peer("c", "c", &[])]);
+        assert_eq!(served(vec![unresponsive()], &fresh), (State::Degraded, Some("fleet_unseen".into())));
+    }
+
+    #[test]
+    fn without_a_usable_view_the_local_verdict_stands() {
+        let local = verdict(vec![unresponsive()]);
+        let config = FleetConfig::default();
+        let stale = view(&[], vec![peer("b", "b", &[Reason::AppUnresponsive])]);
+        let missing_self = FleetView { own: None, ..stale.clone() };
+        let alone = view(&[], Vec::new());
+        for (view, why) in [
+            (None, "no fleet view"),
+            (Some(&stale), "fleet view is stale"),
+            (Some(&missing_self), "this task is not in the fleet view"),
+            (Some(&alone), "no peers"),
+        ] {
+            let now = if why == "fleet view is stale" { 1_000 + config.stale_ms + 1 } else { 2_000 };
+            let (findings, outcome) = arbitrate(&local, OWN, view, now, &config);
+            assert_eq!(findings, local.findings, "{why}");
+            assert_eq!(outcome.unused, Some(why));
+            assert!(!outcome.used);
+        }
+    }
+
+    #[test]
+    fn stopping_and_gone_pass_everything() {
+        let everyone = view(
+            &[],
+            vec![peer("b", "b", &[Reason::ProcessesGone]), Peer { draining: true, ..peer("c", "c", &[]) }],
+        );
+        let gone = draining(Reason::ProcessesGone, Fact::ProcessesExited, None);
+        assert_eq!(served(vec![gone], &everyone), (State::Draining, None));
+    }
+
+    #[test]
+    fn a_shared_forecast_is_held_until_imminent_then_queues_for_the_budget() {
+        let leak = [Reason::MemoryExhaustion];
+        let fleet = |me: &str| {
+            vec![Peer { candidate_seconds: Some(20.0), ..peer("b", "b", &leak) }, peer("c", "c", &leak)]
+                .into_iter()
+                .filter(|p| p.task != me)
+                .collect::<Vec<_>>()
+        };
+        // Far from the limit: fleet-wide, like a cache filling on every task.
+        assert_eq!(
+            served(vec![memory(60.0, 120.0)], &view(&leak, fleet(""))),
+            (State::Degraded, Some("fleet_wide".into()))
+        );
+        // Nearly full but not soon, as a cache holding at 93 %: still fleet-wide.
+        assert_eq!(
+            served(vec![memory(93.0, 300.0)], &view(&leak, fleet(""))),
+            (State::Degraded, Some("fleet_wide".into()))
+        );
+        // Imminent: released, and b (as urgent, an earlier id) is ahead in the queue of one.
+        assert_eq!(
+            served(vec![memory(95.0, 25.0)], &view(&leak, fleet(""))),
+            (State::Degraded, Some("drain_budget".into()))
+        );
+        // More urgent than b by a bucket: this task is first.
+        assert_eq!(served(vec![memory(99.0, 2.0)], &view(&leak, fleet(""))), (State::Draining, None));
+    }
+
+    #[test]
+    fn the_budget_is_one_task_or_ten_percent_and_draining_tasks_keep_their_place() {
+        let config = FleetConfig::default();
+        assert_eq!([1, 3, 10, 19, 20, 100].map(|n| config.budget(n)), [1, 1, 1, 1, 2, 10]);
+        assert_eq!(FleetConfig { max_draining: Some(3), ..config }.budget(5), 3);
+
+        let alone = [Reason::FdExhaustion];
+        let b_draining = vec![Peer { draining: true, ..peer("b", "b", &[]) }, peer("c", "c", &[])];
+        let fd = || draining(Reason::FdExhaustion, Fact::ProcessesExited, Some(100.0));
+        assert_eq!(
+            served(vec![fd()], &view(&alone, b_draining.clone())),
+            (State::Degraded, Some("drain_budget".into()))
+        );
+        // This task drained first: it keeps its slot against a peer that started later.
+        let (findings, outcome) = arbitrate(
+            &verdict(vec![fd()]),
+            Own { was_draining: true, task: "z", zone: "a" },
+            Some(&view(
+                &alone,
+                vec![Peer { candidate_seconds: Some(1.0), ..peer("b", "b", &[]) }, peer("c", "c", &[])],
+            )),
+            2_000,
+            &config,
+        );
+        assert_eq!(findings[0].state, State::Draining);
+        assert_eq!((outcome.budget, outcome.candidate_seconds), (1, Some(100.0)));
+    }
+
+    #[test]
+    fn every_vigil_orders_the_queue_alike() {
+        // Three tasks with the same imminent claim: each computes its own place from the same
+        // view; exactly one place is 0.
+        let tasks = ["t1", "t2", "t3"];
+        let places: Vec<usize> = tasks
+            .iter()
+            .map(|me| {
+                let peers: Vec<Peer> = tasks
+                    .iter()
+                    .filter(|t| *t != me)
+                    .map(|t| Peer { candidate_seconds: Some(12.0), ..peer(t, "a", &[]) })
+                    .collect();
+                place_in_queue(Own { task: me, zone: "a", was_draining: false }, 11.0, &peers)
+            })
+            .collect();
+        assert_eq!(places, [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_task_stands_out_only_from_calm_peers_that_report_enough() {
+        let config = FleetConfig::default();
+        let with_latency = |latencies: &[f64]| FleetView {
+            at: 0,
+            own: None,
+            peers: latencies
+                .iter()
+                .enumerate()
+                .map(|(i, l)| Peer { probe_latency_seconds: Some(*l), ..peer(&format!("p{i}"), "a", &[]) })
+                .collect(),
+        };
+        let me = |latency: f64| Peer { probe_latency_seconds: Some(latency), ..peer("me", "a", &[]) };
+        let calm = with_latency(&[0.010, 0.012, 0.011, 0.013]);
+        let out = outlier(&me(1.5), &calm, &config).expect("1.5 s against 11 ms stands out");
+        assert_eq!((out.measure, out.peers), (Measure::ProbeLatency, 4));
+        assert!((out.bar - (0.0115 + 0.25)).abs() < 1e-9, "{out:?}");
+        assert_eq!(outlier(&me(0.2), &calm, &config), None, "inside the floor");
+        // Everyone slow together: the median moves with them.
+        assert_eq!(outlier(&me(1.5), &with_latency(&[1.4, 1.6, 1.3, 1.5]), &config), None);
+        // Too few peers to say.
+        assert_eq!(outlier(&me(1.5), &with_latency(&[0.01, 0.01, 0.01]), &config), None);
+        // Peers in trouble are not calm.
+        let mut troubled = calm.clone();
+        for p in troubled.peers.iter_mut().take(2) {
+            p.evidence.insert(Reason::MemoryExhaustion);
+        }
+        assert_eq!(outlier(&me(1.5), &troubled, &config), None);
+    }
+
+    #[test]
+    fn revisions_are_counted_with_this_task() {
+        let mut v = view(
+            &[Reason::MemoryExhaustion],
+            vec![
+                Peer { revision: "8".into(), draining: true, ..peer("b", "b", &[Reason::MemoryExhaustion]) },
+                peer("c", "c", &[]),
+            ],
+        );
+        v.own.as_mut().unwrap().revision = "8".into();
+        let counts = by_revision(&v);
+        assert_eq!(
+            counts.iter().map(|c| (c.revision.as_str(), c.tasks, c.draining)).collect::<Vec<_>>(),
+            [("7", 1, 0), ("8", 2, 1)]
+        );
+        assert_eq!(counts[1].reasons[Reason::MemoryExhaustion.index()], 2);
+    }
+}
