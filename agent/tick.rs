@@ -29,7 +29,7 @@ use crate::log;
 use crate::record::Recorder;
 use crate::serve::shared::Shared;
 use crate::serve::snapshot::{AnomalyStatus, Snapshot, SourceStatus};
-use crate::sources::fleet::{self, FleetPoller, Identity, SharedFeed};
+use crate::sources::fleet::{self, FleetHandle, FleetPoller, Identity};
 use crate::sources::probe::AppProbe;
 use crate::sources::sampler::LocalSampler;
 use crate::sources::tmds::TmdsClient;
@@ -79,7 +79,7 @@ pub struct Agent {
     probe: Option<AppProbe>,
     /// The fleet poller until `run` starts it, and the feed it fills.
     poller: Option<FleetPoller>,
-    feed: Option<SharedFeed>,
+    fleet: Option<FleetHandle>,
     /// The latest fleet view, as read at the start of this tick.
     view: Option<Arc<FleetView>>,
     fleet_stale_ms: Millis,
@@ -106,7 +106,7 @@ impl Agent {
         };
         let probe = match &config.app_health_url {
             Some(url) => Some(
-                AppProbe::new(url, config.app_health_timeout)
+                AppProbe::new(url, config.app_health_timeout, config.fleet_url.is_some())
                     .map_err(|error| StartError::Client(format!("app probe: {error}")))?,
             ),
             None => None,
@@ -166,7 +166,7 @@ impl Agent {
             mode: config.mode(),
             tmds,
             probe,
-            feed: poller.as_ref().map(FleetPoller::feed),
+            fleet: poller.as_ref().map(FleetPoller::handle),
             poller,
             view: None,
             fleet_stale_ms: config.fleet.stale_ms,
@@ -198,15 +198,20 @@ impl Agent {
 
     /// Runs ticks until the process exits.
     pub async fn run(mut self) {
-        if let Some(poller) = self.poller.take() {
-            let shared = Arc::clone(&self.shared);
-            tokio::spawn(poller.run(move || shared.now()));
-        }
+        self.start_fleet();
         let mut interval = tokio::time::interval(self.shared.interval());
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
             self.tick().await;
+        }
+    }
+
+    /// Starts the fleet poller beside the tick loop, if the fleet view is on (once).
+    pub fn start_fleet(&mut self) {
+        if let Some(poller) = self.poller.take() {
+            let shared = Arc::clone(&self.shared);
+            tokio::spawn(poller.run(move || shared.now()));
         }
     }
 
@@ -217,6 +222,17 @@ impl Agent {
         let step = self.pipeline.step(&sample, self.shared.stopping(), self.view.as_deref());
         self.tell(&step, sample.at);
         self.record(&sample, &step);
+        // A drain waits for the fleet to see it: ask for the next view now.
+        if let Some(handle) = &self.fleet
+            && self
+                .pipeline
+                .verdict()
+                .findings
+                .iter()
+                .any(|f| f.held == Some(crate::judge::verdict::Hold::Unseen))
+        {
+            handle.urgent.notify_one();
+        }
         self.publish(sample, step);
         self.shared.metrics.observe_tick(started.elapsed());
     }
@@ -259,8 +275,8 @@ impl Agent {
 
     /// Tells the fleet poller who this task is, and takes the latest view and its failures.
     fn read_fleet(&mut self, sample: &Sample, errors: &mut Vec<SourceError>) {
-        let Some(feed) = &self.feed else { return };
-        let mut feed = fleet::lock(feed);
+        let Some(handle) = &self.fleet else { return };
+        let mut feed = fleet::lock(&handle.feed);
         if let Some(task) = &sample.task {
             let identity = Identity::of(task);
             if feed.identity.as_ref() != Some(&identity) {

@@ -111,6 +111,9 @@ pub struct FleetConfig {
     pub imminent_seconds: f64,
     /// Peers that must report a measure before a task may stand out on it.
     pub outlier_min_peers: usize,
+    /// How long views must have shown this task's evidence before it may drain, so the peers'
+    /// scrapes, which are not in step with this task's, have caught up with theirs.
+    pub seen_ms: Millis,
 }
 
 impl Default for FleetConfig {
@@ -121,6 +124,7 @@ impl Default for FleetConfig {
             stale_ms: 30_000,
             imminent_seconds: 30.0,
             outlier_min_peers: 4,
+            seen_ms: 1_000,
         }
     }
 }
@@ -163,6 +167,42 @@ pub struct Own<'a> {
     pub zone: &'a str,
     /// The verdict this task served on the previous tick was `draining`.
     pub was_draining: bool,
+    /// The reasons the views have shown as this task's for at least `seen_ms` ([`Sightings`]).
+    pub seen: Reasons,
+}
+
+/// Since when the fleet views have shown each of this task's reasons.
+#[derive(Debug, Clone, Default)]
+pub struct Sightings {
+    since: [Option<Millis>; Reason::ALL.len()],
+    last_view: Option<Millis>,
+}
+
+impl Sightings {
+    /// Takes in the view of this tick (if it is new) and gives the reasons seen for long enough.
+    pub fn observe(&mut self, view: Option<&FleetView>, config: &FleetConfig) -> Reasons {
+        if let Some(view) = view
+            && self.last_view != Some(view.at)
+        {
+            self.last_view = Some(view.at);
+            let shown = view.own.as_ref().map_or(Reasons::default(), |own| own.evidence);
+            for reason in Reason::ALL {
+                let since = &mut self.since[reason.index()];
+                *since = match (shown.contains(reason), *since) {
+                    (true, None) => Some(view.at),
+                    (true, kept) => kept,
+                    (false, _) => None,
+                };
+            }
+        }
+        let now = self.last_view.unwrap_or(0);
+        Reason::ALL
+            .into_iter()
+            .filter(|r| {
+                self.since[r.index()].is_some_and(|since| now.saturating_sub(since) >= config.seen_ms)
+            })
+            .collect()
+    }
 }
 
 /// Whether `view` may be used at `now`, and why not.
@@ -207,7 +247,7 @@ pub fn arbitrate(
             return (findings, outcome);
         }
     };
-    let seen = view.own.as_ref().map_or(Reasons::default(), |own| own.evidence);
+    let seen = own.seen;
 
     for finding in findings.iter_mut().filter(|f| f.state == State::Draining && !exempt(f.reason)) {
         let shared = shared(finding.reason, own.zone, view, config);
@@ -443,10 +483,14 @@ mod tests {
         Verdict { state: findings.first().map_or(State::Healthy, |f| f.state), findings, since: 0 }
     }
 
-    const OWN: Own<'static> = Own { task: "me", zone: "a", was_draining: false };
+    /// This task, with whatever the view shows of it seen for long enough.
+    fn own(view: &FleetView) -> Own<'static> {
+        let seen = view.own.as_ref().map_or(Reasons::default(), |own| own.evidence);
+        Own { task: "me", zone: "a", was_draining: false, seen }
+    }
 
     fn served(local: Vec<Finding>, view: &FleetView) -> (State, Option<String>) {
-        let (findings, _) = arbitrate(&verdict(local), OWN, Some(view), 2_000, &FleetConfig::default());
+        let (findings, _) = arbitrate(&verdict(local), own(view), Some(view), 2_000, &FleetConfig::default());
         let state = findings.first().map_or(State::Healthy, |f| f.state);
         (state, findings.first().and_then(|f| f.held.as_ref()).map(|h| h.code().to_string()))
     }
@@ -495,7 +539,7 @@ mod tests {
             (Some(&alone), "no peers"),
         ] {
             let now = if why == "fleet view is stale" { 1_000 + config.stale_ms + 1 } else { 2_000 };
-            let (findings, outcome) = arbitrate(&local, OWN, view, now, &config);
+            let (findings, outcome) = arbitrate(&local, own(&alone), view, now, &config);
             assert_eq!(findings, local.findings, "{why}");
             assert_eq!(outcome.unused, Some(why));
             assert!(!outcome.used);
@@ -556,7 +600,7 @@ mod tests {
         // This task drained first: it keeps its slot against a peer that started later.
         let (findings, outcome) = arbitrate(
             &verdict(vec![fd()]),
-            Own { was_draining: true, task: "z", zone: "a" },
+            Own { was_draining: true, task: "z", zone: "a", seen: alone.iter().copied().collect() },
             Some(&view(
                 &alone,
                 vec![Peer { candidate_seconds: Some(1.0), ..peer("b", "b", &[]) }, peer("c", "c", &[])],
@@ -581,7 +625,11 @@ mod tests {
                     .filter(|t| *t != me)
                     .map(|t| Peer { candidate_seconds: Some(12.0), ..peer(t, "a", &[]) })
                     .collect();
-                place_in_queue(Own { task: me, zone: "a", was_draining: false }, 11.0, &peers)
+                place_in_queue(
+                    Own { task: me, zone: "a", was_draining: false, seen: Reasons::default() },
+                    11.0,
+                    &peers,
+                )
             })
             .collect();
         assert_eq!(places, [0, 1, 2]);
@@ -615,6 +663,21 @@ mod tests {
             p.evidence.insert(Reason::MemoryExhaustion);
         }
         assert_eq!(outlier(&me(1.5), &troubled, &config), None);
+    }
+
+    #[test]
+    fn evidence_counts_as_seen_after_views_have_shown_it_for_long_enough() {
+        let config = FleetConfig::default();
+        let mut sightings = Sightings::default();
+        let at = |ms: Millis, evidence: &[Reason]| FleetView { at: ms, ..view(evidence, Vec::new()) };
+        let hang = [Reason::AppUnresponsive];
+        assert!(sightings.observe(Some(&at(0, &hang)), &config).is_empty());
+        assert!(sightings.observe(Some(&at(0, &hang)), &config).is_empty(), "the same view again");
+        assert!(sightings.observe(Some(&at(500, &hang)), &config).is_empty());
+        assert!(sightings.observe(Some(&at(1_000, &hang)), &config).contains(Reason::AppUnresponsive));
+        assert!(sightings.observe(None, &config).contains(Reason::AppUnresponsive), "no new view");
+        assert!(sightings.observe(Some(&at(1_500, &[])), &config).is_empty(), "gone from the view");
+        assert!(sightings.observe(Some(&at(2_000, &hang)), &config).is_empty(), "seen afresh");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use crate::judge::anomaly::{Reading, Scorer, Scoring};
 use crate::judge::evidence::{Inputs, Rules, RulesConfig};
 use crate::judge::features::{FeatureConfig, Features, Signals};
-use crate::judge::fleet::{self, FleetConfig, FleetOutcome, FleetView, Own, Peer, Reasons};
+use crate::judge::fleet::{self, FleetConfig, FleetOutcome, FleetView, Own, Peer, Reasons, Sightings};
 use crate::judge::restarts::{RestartFindings, RestartTracker};
 use crate::judge::sample::{Millis, ProbeReading, Sample};
 use crate::judge::vector::{self, Raw};
@@ -56,6 +56,7 @@ pub struct Pipeline<S> {
     served: Verdict,
     /// This task's id and zone, from the last metadata reading.
     identity: (String, String),
+    sightings: Sightings,
 }
 
 impl<S: Scorer> Pipeline<S> {
@@ -69,6 +70,7 @@ impl<S: Scorer> Pipeline<S> {
             fleet: config.fleet,
             served: Verdict::initial(at),
             identity: Default::default(),
+            sightings: Sightings::default(),
         }
     }
 
@@ -111,10 +113,12 @@ impl<S: Scorer> Pipeline<S> {
         self.judge.decide(&evidence, sample.at);
 
         let local = self.judge.verdict();
+        let seen = self.sightings.observe(usable, &self.fleet);
         let own = Own {
             task: &self.identity.0,
             zone: &self.identity.1,
             was_draining: self.served.state == State::Draining,
+            seen,
         };
         let (findings, outcome) = fleet::arbitrate(local, own, view, sample.at, &self.fleet);
         let state = findings.first().map_or(State::Healthy, |finding| finding.state);
@@ -159,6 +163,7 @@ mod tests {
     use super::*;
     use crate::judge::anomaly::Calibration;
     use crate::judge::evidence::Reason;
+    use crate::judge::fleet::{FleetView, Peer, Reasons};
     use crate::judge::sample::{
         CgroupReading, ContainerHealth, ContainerReading, ContainerStats, Listener, NetReading, ProbeReading,
         ProcessReading, TaskReading,
@@ -420,6 +425,99 @@ mod tests {
         });
         assert_eq!(outcome.first_drain(), Some(102));
         assert_eq!(outcome.drained_for, ["app_unresponsive"]);
+    }
+
+    /// A service of this task and two peers behind a Prometheus that scrapes every second and
+    /// answers two seconds late: the view at `t` shows everyone's evidence of `t - 2`. `peers`
+    /// says what the peers' rules show at `t`; `prometheus_up` whether a new view arrives.
+    fn run_in_fleet(
+        seconds: u64,
+        world: impl Fn(u64, &mut Sample),
+        peers: impl Fn(u64) -> Reasons,
+        prometheus_up: impl Fn(u64) -> bool,
+    ) -> (Outcome, Vec<(u64, String)>) {
+        let mut judge = Pipeline::<NoModel>::new(PipelineConfig::default(), None, 0);
+        let mut outcome = Outcome { transitions: Vec::new(), drained_for: Vec::new(), seen: Vec::new() };
+        let mut holds = Vec::new();
+        let mut published: Vec<Reasons> = Vec::new();
+        let mut view: Option<FleetView> = None;
+        for t in 0..seconds {
+            if prometheus_up(t) && t >= 2 {
+                let peer = |task: &str| Peer {
+                    task: task.into(),
+                    zone: task.into(),
+                    evidence: peers(t - 2),
+                    ..Peer::default()
+                };
+                view = Some(FleetView {
+                    at: t * 1000,
+                    own: Some(Peer {
+                        task: "me".into(),
+                        evidence: published[t as usize - 2],
+                        ..Peer::default()
+                    }),
+                    peers: vec![peer("b"), peer("c")],
+                });
+            }
+            let mut sample = tick(t);
+            with_task(&mut sample, None);
+            sample.task.as_mut().unwrap().task_arn = "arn:aws:ecs:r:1:task/c/me".into();
+            world(t, &mut sample);
+            let step = judge.step(&sample, false, view.as_ref());
+            published.push(step.evidence);
+            if let Some(transition) = step.transition {
+                outcome.transitions.push((t, transition.to));
+                if transition.to == State::Draining && outcome.drained_for.is_empty() {
+                    outcome.drained_for = judge.verdict().findings.iter().map(|f| f.reason.code()).collect();
+                }
+            }
+            for finding in &judge.verdict().findings {
+                if let Some(hold) = &finding.held
+                    && holds.last().is_none_or(|(_, code): &(u64, String)| code != hold.code())
+                {
+                    holds.push((t, hold.code().to_string()));
+                }
+            }
+        }
+        (outcome, holds)
+    }
+
+    fn hang_from(start: u64) -> impl Fn(u64, &mut Sample) {
+        move |t, s| {
+            if t >= start {
+                s.probe = Some(ProbeReading::TimedOut);
+            }
+        }
+    }
+
+    #[test]
+    fn with_calm_peers_a_hang_drains_once_the_fleet_has_seen_it() {
+        let (outcome, holds) = run_in_fleet(120, hang_from(100), |_| Reasons::default(), |_| true);
+        // One (re-probed) miss is evidence at 100; the view shows it at 102 and, a second
+        // later, still: the peers have caught up.
+        assert_eq!(outcome.first_drain(), Some(103));
+        assert_eq!(outcome.drained_for, ["app_unresponsive"]);
+        assert_eq!(holds, [(100, "fleet_unseen".to_string())]);
+    }
+
+    #[test]
+    fn a_slowdown_every_task_shares_never_drains() {
+        let everyone = |t: u64| {
+            if t >= 100 { [Reason::AppUnresponsive].into_iter().collect() } else { Reasons::default() }
+        };
+        let (outcome, holds) = run_in_fleet(160, hang_from(100), everyone, |_| true);
+        assert!(outcome.never_drained(), "{:?}", outcome.transitions);
+        assert_eq!(outcome.transitions, [(100, State::Degraded)]);
+        assert_eq!(holds, [(100, "fleet_unseen".to_string()), (102, "fleet_wide".to_string())]);
+    }
+
+    #[test]
+    fn without_prometheus_the_local_rules_decide() {
+        // The last view arrives at 49 s; from 65 s on it is stale: a hang at 100 s drains
+        // after the local rule's three misses.
+        let (outcome, holds) = run_in_fleet(120, hang_from(100), |_| Reasons::default(), |t| t < 50);
+        assert_eq!(outcome.first_drain(), Some(102));
+        assert!(holds.is_empty(), "{holds:?}");
     }
 
     #[test]

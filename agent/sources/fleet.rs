@@ -188,7 +188,17 @@ pub struct Feed {
     pub queries_total: u64,
 }
 
+/// Most often the poller asks while a drain waits for the fleet to see it.
+pub const URGENT_INTERVAL: Duration = Duration::from_millis(500);
+
 pub type SharedFeed = Arc<Mutex<Feed>>;
+
+/// The tick loop's handle: the feed, and a bell that asks for the next query now.
+#[derive(Debug, Clone, Default)]
+pub struct FleetHandle {
+    pub feed: SharedFeed,
+    pub urgent: Arc<tokio::sync::Notify>,
+}
 
 /// Asks Prometheus for the fleet every `interval`, one query at a time.
 pub struct FleetPoller {
@@ -196,7 +206,7 @@ pub struct FleetPoller {
     url: String,
     extra: String,
     interval: Duration,
-    feed: SharedFeed,
+    handle: FleetHandle,
 }
 
 impl FleetPoller {
@@ -210,26 +220,38 @@ impl FleetPoller {
             url: format!("{}/api/v1/query", base.trim_end_matches('/')),
             extra: extra.to_string(),
             interval,
-            feed: SharedFeed::default(),
+            handle: FleetHandle::default(),
         })
     }
 
-    pub fn feed(&self) -> SharedFeed {
-        Arc::clone(&self.feed)
+    pub fn handle(&self) -> FleetHandle {
+        self.handle.clone()
     }
 
-    /// Polls until the process exits. `now` is the tick clock.
+    /// Polls until the process exits: every `interval`, or sooner (but at most every
+    /// [`URGENT_INTERVAL`]) when the tick loop rings. `now` is the tick clock.
     pub async fn run(self, now: impl Fn() -> Millis) {
-        let mut ticker = tokio::time::interval(self.interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
-            let identity = lock(&self.feed).identity.clone();
-            let Some(identity) = identity else { continue };
-            let answer = self.ask(&identity).await;
-            let mut feed = lock(&self.feed);
+            let started = tokio::time::Instant::now();
+            let identity = lock(&self.handle.feed).identity.clone();
+            if let Some(identity) = identity {
+                let answer = self.ask(&identity).await;
+                self.store(answer, &identity, now());
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(started + self.interval) => {}
+                () = self.handle.urgent.notified() => {
+                    tokio::time::sleep_until(started + URGENT_INTERVAL).await;
+                }
+            }
+        }
+    }
+
+    fn store(&self, answer: Result<Vec<u8>, FleetError>, identity: &Identity, now: Millis) {
+        {
+            let mut feed = lock(&self.handle.feed);
             feed.queries_total += 1;
-            match answer.and_then(|body| parse(&body, &identity.task, now())) {
+            match answer.and_then(|body| parse(&body, &identity.task, now)) {
                 Ok(view) => feed.view = Some(Arc::new(view)),
                 Err(error) => {
                     if feed.errors.len() < 16 {

@@ -2,9 +2,9 @@
 //!
 //! Any HTTP answer counts as an answer (its status and latency are reported); only a refused
 //! connection or no answer within the timeout is a miss. A miss is an observation about the
-//! app, not an error of vigil's. A miss is re-probed at once, with a shorter timeout, so one
-//! lost connection or one pause is not reported: with a fleet view at hand one reported miss
-//! is enough to call the app unresponsive.
+//! app, not an error of vigil's. With the fleet view on, a miss is re-probed at once, with a
+//! shorter timeout, so one lost connection or one pause is not reported: there one reported
+//! miss is enough to call the app unresponsive.
 
 use std::time::{Duration, Instant};
 
@@ -19,25 +19,31 @@ const REPROBE_TIMEOUT: Duration = Duration::from_millis(300);
 pub struct AppProbe {
     client: reqwest::Client,
     url: String,
-    reprobe_timeout: Duration,
+    /// The timeout of the re-probe after a miss; `None`: no re-probe.
+    reprobe_timeout: Option<Duration>,
 }
 
 impl AppProbe {
-    /// `timeout` bounds the whole probe, connection included.
-    pub fn new(url: &str, timeout: Duration) -> Result<AppProbe, reqwest::Error> {
+    /// `timeout` bounds the whole probe, connection included; `reprobe` re-probes a miss (with
+    /// a fleet view, where one miss counts).
+    pub fn new(url: &str, timeout: Duration, reprobe: bool) -> Result<AppProbe, reqwest::Error> {
         let client = http::client(ClientOptions { connect_timeout: timeout, timeout, idle_per_host: 1 })?;
-        Ok(AppProbe { client, url: url.to_string(), reprobe_timeout: timeout.min(REPROBE_TIMEOUT) })
+        Ok(AppProbe {
+            client,
+            url: url.to_string(),
+            reprobe_timeout: reprobe.then(|| timeout.min(REPROBE_TIMEOUT)),
+        })
     }
 
     pub fn url(&self) -> &str {
         &self.url
     }
 
-    /// One probe, and on a miss one quick re-probe: the reading is the re-probe's.
+    /// One probe, and on a miss one quick re-probe if set up: the reading is the re-probe's.
     pub async fn probe(&self) -> ProbeReading {
-        match self.once(None).await {
-            ProbeReading::Refused | ProbeReading::TimedOut => self.once(Some(self.reprobe_timeout)).await,
-            answered => answered,
+        match (self.once(None).await, self.reprobe_timeout) {
+            (ProbeReading::Refused | ProbeReading::TimedOut, Some(timeout)) => self.once(Some(timeout)).await,
+            (reading, _) => reading,
         }
     }
 

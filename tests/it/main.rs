@@ -3,6 +3,7 @@
 mod binary;
 mod ecs;
 mod fake_tmds;
+mod fleet;
 mod model;
 mod offline;
 mod server;
