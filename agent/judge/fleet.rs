@@ -137,8 +137,9 @@ impl FleetConfig {
 }
 
 /// A shared forecast is imminent only this close to the limit: a cache that fills fast and
-/// holds at 90–95 % never is, a leak always gets there.
-pub const IMMINENT_USAGE: f64 = 0.9;
+/// holds below 95 % never is, a leak always gets there. A straight line cannot tell the two
+/// apart before the fill stops, so only the level can.
+pub const IMMINENT_USAGE: f64 = 0.95;
 
 /// Buckets of this many seconds of urgency count as equally urgent, so views a scrape apart
 /// order tasks alike.
@@ -575,9 +576,14 @@ mod tests {
             served(vec![memory(93.0, 300.0)], &view(&leak, fleet(""))),
             (State::Degraded, Some("fleet_wide".into()))
         );
+        // A linear cache fill at 93 %, seconds from the limit before it stops: not yet.
+        assert_eq!(
+            served(vec![memory(93.0, 4.0)], &view(&leak, fleet(""))),
+            (State::Degraded, Some("fleet_wide".into()))
+        );
         // Imminent: released, and b (as urgent, an earlier id) is ahead in the queue of one.
         assert_eq!(
-            served(vec![memory(95.0, 25.0)], &view(&leak, fleet(""))),
+            served(vec![memory(96.0, 25.0)], &view(&leak, fleet(""))),
             (State::Degraded, Some("drain_budget".into()))
         );
         // More urgent than b by a bucket: this task is first.
