@@ -31,7 +31,7 @@
 
 use std::cmp::Ordering;
 
-use crate::judge::evidence::{Measure, Reason, StandOut};
+use crate::judge::evidence::{Fact, Measure, Reason, StandOut};
 use crate::judge::sample::Millis;
 use crate::judge::verdict::{Finding, Hold, Phase, State, Verdict};
 
@@ -255,7 +255,7 @@ pub fn arbitrate(
         let released = finding.reason.forecast() && imminent(finding, config);
         if let Some(hold) = shared.filter(|_| !released) {
             hold_back(finding, hold);
-        } else if !seen.contains(finding.reason) {
+        } else if !seen.contains(finding.reason) && !refused(finding) {
             hold_back(finding, Hold::Unseen);
         }
     }
@@ -283,6 +283,12 @@ pub fn arbitrate(
         candidate_seconds: claim,
     };
     (findings, outcome)
+}
+
+/// A refused connection is this task's own: nothing listens on its port. A shared slowdown
+/// times probes out, it does not close ports, so it need not wait for the view.
+fn refused(finding: &Finding) -> bool {
+    matches!(finding.fact, Fact::ProbeUnanswered { refused: true, .. })
 }
 
 /// Reasons that pass the fleet: the task is failing or stopping now.
@@ -432,7 +438,6 @@ pub fn evidence_of(verdict: &Verdict) -> Reasons {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::judge::evidence::Fact;
     use crate::judge::features::{Resource, ResourceForecast};
     use crate::judge::forecast::{Forecast, Scale};
 
@@ -524,6 +529,17 @@ mod tests {
     fn evidence_the_view_does_not_show_yet_waits() {
         let fresh = view(&[], vec![peer("b", "b", &[]), peer("c", "c", &[])]);
         assert_eq!(served(vec![unresponsive()], &fresh), (State::Degraded, Some("fleet_unseen".into())));
+    }
+
+    #[test]
+    fn a_refused_probe_need_not_wait_for_the_view() {
+        let fresh = view(&[], vec![peer("b", "b", &[]), peer("c", "c", &[])]);
+        let refused = draining(
+            Reason::AppUnresponsive,
+            Fact::ProbeUnanswered { ticks: 1, refused: true, cpu_saturated: false },
+            None,
+        );
+        assert_eq!(served(vec![refused], &fresh), (State::Draining, None));
     }
 
     #[test]
