@@ -12,9 +12,10 @@
 //! traffic; `/live` says whether vigil itself works. Other methods get 405, other paths 404.
 //! The caller binds the listener and chooses when to stop, so tests bind `127.0.0.1:0`.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -23,43 +24,72 @@ use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::task::AbortHandle;
 
 use crate::serve::metrics;
 use crate::serve::shared::Shared;
 use crate::serve::snapshot::health;
 use crate::serve::status::Status;
 
-/// Connections served at once; further ones wait in the listen backlog.
-pub const MAX_CONNECTIONS: usize = 64;
-/// How long a client may take to send a request's headers.
+/// Connections held at once. A new connection beyond it closes the oldest one, so clients
+/// that open connections and sit on them cannot make the load balancer's check wait behind them:
+/// the check is always the newest connection, answered in microseconds.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a client may take to send a request's headers, the first or the next on a kept-alive
+/// connection.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The open connections, oldest first (ids only grow).
+#[derive(Default)]
+struct Connections {
+    open: Mutex<BTreeMap<u64, AbortHandle>>,
+}
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, AbortHandle>> {
+        self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Closes the oldest connection; false if there is none.
+    fn close_oldest(&self) -> bool {
+        match self.lock().pop_first() {
+            Some((_, handle)) => {
+                handle.abort();
+                true
+            }
+            None => false,
+        }
+    }
+}
 
 /// Serves until `shutdown` completes. Errors on single connections are dropped.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = Arc::new(Connections::default());
+    let mut next_id: u64 = 0;
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => return,
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-        };
         let stream = tokio::select! {
             _ = &mut shutdown => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
-                // Out of file descriptors, or the like: back off briefly instead of spinning.
+                // Out of file descriptors, or the like: make room, else back off briefly.
                 Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if !connections.close_oldest() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                     continue;
                 }
             },
         };
+        while connections.lock().len() >= MAX_CONNECTIONS && connections.close_oldest() {}
+        let id = next_id;
+        next_id += 1;
         let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
+        let done = Arc::clone(&connections);
+        // Hold the lock while spawning so the task cannot finish (and unregister) before it is
+        // registered.
+        let mut open = connections.lock();
+        let task = tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                 let accept = request.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok());
                 let response = respond(&shared, request.method(), request.uri().path(), accept);
@@ -71,8 +101,9 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Fu
                 .max_buf_size(16 * 1024)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
-            drop(permit);
+            done.lock().remove(&id);
         });
+        open.insert(id, task.abort_handle());
     }
 }
 

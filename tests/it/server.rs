@@ -350,3 +350,27 @@ impl Scorer for NoModel {
         Ok(0.0)
     }
 }
+
+/// Clients that open connections and sit on them — idle, or with headers never finished — do
+/// not make `/health` wait: each answer comes within a second, as a load balancer's check needs.
+#[tokio::test]
+async fn idle_and_slow_clients_do_not_starve_the_health_answer() {
+    use tokio::io::AsyncWriteExt;
+    let running = start(Duration::from_secs(1)).await;
+    running.shared.publish(full_snapshot());
+    let mut hogs = Vec::new();
+    for i in 0..800 {
+        let mut stream = tokio::net::TcpStream::connect(running.address).await.unwrap();
+        if i % 2 == 1 {
+            stream.write_all(b"GET /health HTTP/1.1\r\nHost: vigil\r\nX-Slow: ").await.unwrap();
+        }
+        hogs.push(stream);
+    }
+    for poll in 0..10 {
+        let answer = tokio::time::timeout(Duration::from_secs(1), get(running.address, "/health")).await;
+        let (status, _, body) = answer.unwrap_or_else(|_| panic!("poll {poll}: no answer within 1 s"));
+        assert_eq!((status, body.as_str()), (200, "ok\n"), "poll {poll}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(hogs);
+}
