@@ -222,16 +222,11 @@ impl Agent {
         let step = self.pipeline.step(&sample, self.shared.stopping(), self.view.as_deref());
         self.tell(&step, sample.at);
         self.record(&sample, &step);
-        // A drain waits for the fleet to see it: ask for the next view now.
-        if let Some(handle) = &self.fleet
-            && self
-                .pipeline
-                .verdict()
-                .findings
-                .iter()
-                .any(|f| f.held == Some(crate::judge::verdict::Hold::Unseen))
-        {
-            handle.urgent.notify_one();
+        // A drain waits for the fleet to see it: ask for views sooner meanwhile.
+        if let Some(handle) = &self.fleet {
+            let held =
+                |f: &crate::judge::verdict::Finding| f.held == Some(crate::judge::verdict::Hold::Unseen);
+            handle.set_waiting(self.pipeline.verdict().findings.iter().any(held));
         }
         self.publish(sample, step);
         self.shared.metrics.observe_tick(started.elapsed());

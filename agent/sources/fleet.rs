@@ -193,11 +193,27 @@ pub const URGENT_INTERVAL: Duration = Duration::from_millis(500);
 
 pub type SharedFeed = Arc<Mutex<Feed>>;
 
-/// The tick loop's handle: the feed, and a bell that asks for the next query now.
+/// The tick loop's handle: the feed, and whether a drain waits for the fleet to see it (then
+/// the poller asks at once and every [`URGENT_INTERVAL`] until it no longer waits).
 #[derive(Debug, Clone, Default)]
 pub struct FleetHandle {
     pub feed: SharedFeed,
-    pub urgent: Arc<tokio::sync::Notify>,
+    bell: Arc<tokio::sync::Notify>,
+    waiting: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FleetHandle {
+    /// Called every tick: whether a drain waits for the view.
+    pub fn set_waiting(&self, waiting: bool) {
+        let was = self.waiting.swap(waiting, std::sync::atomic::Ordering::Relaxed);
+        if waiting && !was {
+            self.bell.notify_one();
+        }
+    }
+
+    fn waiting(&self) -> bool {
+        self.waiting.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Asks Prometheus for the fleet every `interval`, one query at a time.
@@ -238,9 +254,10 @@ impl FleetPoller {
                 let answer = self.ask(&identity).await;
                 self.store(answer, &identity, now());
             }
+            let next = if self.handle.waiting() { URGENT_INTERVAL } else { self.interval };
             tokio::select! {
-                () = tokio::time::sleep_until(started + self.interval) => {}
-                () = self.handle.urgent.notified() => {
+                () = tokio::time::sleep_until(started + next) => {}
+                () = self.handle.bell.notified() => {
                     tokio::time::sleep_until(started + URGENT_INTERVAL).await;
                 }
             }
