@@ -9,9 +9,11 @@
 //!   [`judge::vector`] and [`judge::model`] (the autoencoder, the only module that knows tract),
 //!   [`judge::anomaly`] (score → calibrated threshold), [`judge::evidence`] (typed evidence from
 //!   the rules), [`judge::verdict`] (evidence → healthy / degraded / draining with hysteresis),
+//!   [`judge::fleet`] (the local verdict weighed against the service's other tasks),
 //!   [`judge::pipeline`] (all of it, in order, once a tick).
 //! - [`sources`]: `/proc`, cgroups, netlink `sock_diag`, the sampler that combines them, the
-//!   Task Metadata Service client, the app's health URL.
+//!   Task Metadata Service client, the app's health URL, the fleet view from the service's
+//!   Prometheus.
 //! - [`tick`]: the loop: clock, sources, pipeline, log, record ([`record`]), publish.
 //! - [`serve`]: the published [`serve::snapshot`], the `/status` schema, the Prometheus
 //!   registry, the HTTP server.
