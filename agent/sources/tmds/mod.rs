@@ -1,5 +1,5 @@
 //! The Task Metadata Service v4 client and its JSON types: reads `${URI}/task` and
-//! `${URI}/task/stats` and turns them into a [`TaskReading`].
+//! `${URI}/task/stats` and turns them into a [`TaskReading`](crate::judge::sample::TaskReading).
 //!
 //! Four layers, one file each, each testable alone:
 //!
