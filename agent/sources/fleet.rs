@@ -392,6 +392,24 @@ mod tests {
         assert_eq!((t3.draining, t3.candidate_seconds), (true, Some(12.5)));
     }
 
+    /// A real Prometheus' answer to [`query`] for three scraped vigils (see
+    /// `tests/fixtures/fleet/README.md`).
+    #[test]
+    fn a_real_prometheus_answer_parses() {
+        let body = include_bytes!("../../tests/fixtures/fleet/prometheus-3-tasks.json");
+        let view = parse(body, "t1", 7).unwrap();
+        let own = view.own.expect("t1 is in the answer");
+        assert_eq!((own.zone.as_str(), own.revision.as_str(), own.draining), ("a", "7", false));
+        assert_eq!(own.evidence.iter().collect::<Vec<_>>(), [Reason::AppUnresponsive]);
+        let peers: Vec<(&str, bool, Vec<Reason>)> =
+            view.peers.iter().map(|p| (p.task.as_str(), p.draining, p.evidence.iter().collect())).collect();
+        assert_eq!(
+            peers,
+            [("t2", true, vec![]), ("t3", false, vec![Reason::AppUnresponsive, Reason::FdExhaustion])]
+        );
+        assert!(view.peers.iter().all(|p| p.probe_latency_seconds == Some(0.004)));
+    }
+
     #[test]
     fn bad_answers_are_clear_errors() {
         assert!(matches!(parse(b"<html>", "t1", 0), Err(FleetError::Malformed(_))));
