@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fault suite's CI subset: emulated ECS tasks behind HAProxy, the baseline and vigil arms,
-# failing on unmet expectations (see tests/fault/README.md). Needs root and about 5 minutes
+# failing on unmet expectations (see tests/fault/README.md). Needs root and about 7 minutes
 # (plus the release builds). tests/fault/run.sh installs what is missing and builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."

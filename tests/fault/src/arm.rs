@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use crate::fault::FaultSpec;
 use crate::haproxy::{self, Haproxy, Profile};
+use crate::inherit;
 use crate::injection;
 use crate::load::{self, Outcome};
 use crate::net;
-use crate::prometheus::Prometheus;
+use crate::prometheus::{self, Prometheus};
 use crate::report::{self, ArmSummary, Context, Event, EventKind};
-use crate::scenario::{Bounds, Delivery, Scenario};
+use crate::scenario::{Bounds, Delivery, FaultPlan, Scenario};
 use crate::scheduler::{Action, Observation, Phase, Scheduler, Timing};
 use crate::sys::unix_now;
 use crate::task::{self, APP_PORT, LaunchPlan, SIDECAR_PORT, Sidecar, TaskHandle};
@@ -27,6 +28,10 @@ use crate::writers;
 /// The scheduler's tick, as often as the prober polls.
 const TICK: Duration = watch::PROBE_EVERY;
 const WARM_UP_LIMIT_S: f64 = 60.0;
+/// How long Prometheus may take to answer `/-/ready` before the tasks are launched.
+const PROMETHEUS_READY_LIMIT: Duration = Duration::from_secs(20);
+/// How often a fleet-aware vigil queries Prometheus (`VIGIL_FLEET_INTERVAL`).
+pub const FLEET_INTERVAL: &str = "2s";
 
 /// The three ways the load balancer learns a task's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +88,13 @@ pub struct RunSetup {
 
 struct Member {
     slot: u32,
+    /// Hit by the fault: an initial target, or a replacement that inherited a shared fault.
     target: bool,
+    /// A replacement that got a shared fault in `DEMO_FAULT` from its start (the injection does
+    /// not post it again).
+    inherited: bool,
+    /// Index into [`task::ZONES`].
+    zone: usize,
     handle: Option<TaskHandle>,
     events_path: PathBuf,
     check_ok: Arc<Mutex<Option<bool>>>,
@@ -100,6 +111,10 @@ struct Fleet {
     samples: Arc<Mutex<Vec<TaskSample>>>,
     /// Processes the harness started for a fault or for noise (stress-ng, busy loops).
     extra_pids: Vec<u32>,
+    /// The scenario's fault and its spec, for what replacements inherit.
+    fault: Option<(FaultPlan, FaultSpec)>,
+    /// When the load started (Unix seconds); `None` during the warm-up.
+    load_start: Option<f64>,
 }
 
 impl Fleet {
@@ -126,6 +141,12 @@ impl Fleet {
             .filter(|m| m.target && self.phase(m.slot) == Some(Phase::Serving))
             .map(|m| m.slot)
             .collect()
+    }
+
+    /// The serving targets that the injection must reach: those that did not get the fault from
+    /// their start.
+    fn targets_to_inject(&self) -> Vec<u32> {
+        self.serving_targets().into_iter().filter(|slot| !self.members[slot].inherited).collect()
     }
 
     fn live_addresses(&self) -> Vec<String> {
@@ -211,6 +232,11 @@ fn sidecar_for(setup: &RunSetup, arm: Arm, scenario: &Scenario) -> Result<Sideca
                 ),
             ];
             let mut env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            if scenario.vigil.fleet {
+                // Fleet awareness: the suite's Prometheus scrapes every sidecar of the service.
+                env.push(("VIGIL_FLEET_URL".into(), prometheus::base_url()));
+                env.push(("VIGIL_FLEET_INTERVAL".into(), FLEET_INTERVAL.into()));
+            }
             // The scenario's own settings come last and win.
             env.extend(scenario.vigil.env.iter().map(|(k, v)| (k.clone(), v.clone())));
             Ok(Sidecar::Vigil { binary, env })
@@ -238,17 +264,38 @@ async fn drive(
         stopping: Vec::new(),
         samples: Arc::new(Mutex::new(Vec::new())),
         extra_pids: Vec::new(),
+        fault: scenario.fault.clone().zip(scenario.fault_spec()),
+        load_start: None,
     };
     let socket = haproxy::socket_path();
     let config = haproxy::render(profile, APP_PORT, arm.check_port(), &socket);
     let mut balancer = Haproxy::start(dir, &config, &socket).map_err(|e| e.to_string())?;
+    // Prometheus first and ready, so a fleet-aware vigil finds it from its start.
     let mut prometheus = match arm {
         Arm::Baseline => None,
-        _ => Some(Prometheus::start(dir).map_err(|e| format!("cannot start prometheus: {e}"))?),
+        _ => match Prometheus::start(dir) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                balancer.stop();
+                return Err(format!("cannot start prometheus: {e}"));
+            }
+        },
     };
-    let outcome = serve(scenario, arm, plan, &mut fleet, &balancer, prometheus.as_ref()).await;
+    if let Some(p) = prometheus.as_mut()
+        && !p.wait_ready(PROMETHEUS_READY_LIMIT).await
+    {
+        p.stop();
+        balancer.stop();
+        return Err(format!(
+            "prometheus did not answer /-/ready within {} s; see prometheus.log",
+            PROMETHEUS_READY_LIMIT.as_secs()
+        ));
+    }
+    let outcome = serve(scenario, arm, plan, &mut fleet, &balancer, &mut prometheus).await;
     let totals = match &prometheus {
-        Some(p) if outcome.is_ok() => Some(p.totals(scenario.duration_s as u64 + 120).await),
+        Some(p) if outcome.is_ok() && p.is_running() => {
+            Some(p.totals(scenario.duration_s as u64 + 120).await)
+        }
         _ => None,
     };
     teardown(&mut fleet, scenario).await;
@@ -272,7 +319,13 @@ async fn drive(
         .filter(|f| f.deliver == Delivery::Env)
         .and_then(|_| scenario.fault_spec())
         .map(|spec| spec.after_seconds());
-    let context = Context { load_start, targets: &targets, benign: scenario.benign, env_fault_after };
+    let context = Context {
+        load_start,
+        targets: &targets,
+        benign: scenario.benign,
+        env_fault_after,
+        run_level_fault: scenario.fault_kind().is_some_and(|kind| kind.is_run_level()),
+    };
     let mut summary = report::summarise(&all_events, &outcomes, &context);
     summary.scrapes = totals;
     summary.target_slots = targets.clone();
@@ -290,7 +343,7 @@ async fn serve(
     plan: &LaunchPlan,
     fleet: &mut Fleet,
     balancer: &Haproxy,
-    prometheus: Option<&Prometheus>,
+    prometheus: &mut Option<Prometheus>,
 ) -> Result<(Vec<Outcome>, f64), String> {
     let fault_env = scenario
         .fault
@@ -301,7 +354,14 @@ async fn serve(
     for index in 0..scenario.tasks.count {
         let target = scenario.fault.as_ref().is_some_and(|f| f.hits(index));
         let env = if target { fault_env.as_deref() } else { None };
-        launch_member(fleet, plan, arm, target, env).await?;
+        launch_member(
+            fleet,
+            plan,
+            arm,
+            Launch { target, inherited: false, zone: task::initial_zone(index) },
+            env,
+        )
+        .await?;
     }
     // Warm-up: every initial task must be UP before the load starts.
     let began = unix_now();
@@ -309,10 +369,11 @@ async fn serve(
         if unix_now() - began > WARM_UP_LIMIT_S {
             return Err(warm_up_failure(fleet));
         }
-        step(fleet, plan, arm, balancer, prometheus, true).await;
+        step(fleet, plan, arm, balancer, prometheus.as_ref(), true).await;
         tokio::time::sleep(TICK).await;
     }
     let load_start = unix_now();
+    fleet.load_start = Some(load_start);
     let shape = scenario.load.clone();
     let duration = scenario.duration_s;
     let url = format!("http://{}/tx", haproxy::FRONTEND);
@@ -327,8 +388,10 @@ async fn serve(
             let spec = scenario.fault_spec().unwrap_or_else(FaultSpec::none);
             if !injected && elapsed >= fault.at_s {
                 injected = true;
-                let targets = fleet.serving_targets();
-                if spec.kind.is_harness() {
+                let targets = fleet.targets_to_inject();
+                if spec.kind.is_run_level() {
+                    fleet.record(vec![stop_prometheus(prometheus)]);
+                } else if spec.kind.is_harness() {
                     let room = fault.for_s.unwrap_or(scenario.duration_s - fault.at_s);
                     let handles: Vec<(u32, Option<&TaskHandle>)> =
                         targets.iter().map(|slot| (*slot, fleet.members[slot].handle.as_ref())).collect();
@@ -345,7 +408,9 @@ async fn serve(
                 && elapsed >= fault.at_s + for_s
             {
                 cleared = true;
-                if spec.kind.is_harness() {
+                if spec.kind.is_run_level() {
+                    fleet.record(vec![restart_prometheus(prometheus).await]);
+                } else if spec.kind.is_harness() {
                     let slots: Vec<u32> = fleet
                         .members
                         .values()
@@ -390,11 +455,36 @@ async fn serve(
             );
         }
         ticks += 1;
-        step(fleet, plan, arm, balancer, prometheus, false).await;
+        step(fleet, plan, arm, balancer, prometheus.as_ref(), false).await;
         tokio::time::sleep(TICK).await;
     }
     let outcomes = load.await.map_err(|e| format!("the load client failed: {e}"))?;
     Ok((outcomes, load_start))
+}
+
+/// The `prometheus-stop` fault: ends the suite's Prometheus by its PID.
+fn stop_prometheus(prometheus: &mut Option<Prometheus>) -> Event {
+    let detail = match prometheus.as_mut() {
+        Some(p) => {
+            p.stop();
+            "prometheus stopped".to_owned()
+        }
+        None => "prometheus-stop: this arm runs no prometheus".to_owned(),
+    };
+    Event { t: unix_now(), slot: 0, kind: EventKind::FaultInjected, detail }
+}
+
+/// The end of the `prometheus-stop` fault: starts Prometheus again on the same storage.
+async fn restart_prometheus(prometheus: &mut Option<Prometheus>) -> Event {
+    let detail = match prometheus.as_mut() {
+        Some(p) => match p.restart() {
+            Ok(()) if p.wait_ready(PROMETHEUS_READY_LIMIT).await => "prometheus started again".to_owned(),
+            Ok(()) => "prometheus started again, not ready".to_owned(),
+            Err(e) => format!("prometheus did not start again: {e}"),
+        },
+        None => "prometheus-stop ended: this arm runs no prometheus".to_owned(),
+    };
+    Event { t: unix_now(), slot: 0, kind: EventKind::FaultCleared, detail }
 }
 
 fn warm_up_failure(fleet: &Fleet) -> String {
@@ -407,12 +497,20 @@ fn warm_up_failure(fleet: &Fleet) -> String {
     format!("warm-up: tasks never became healthy behind haproxy ({}); see tasks/*/ logs", stuck.join(", "))
 }
 
+/// What the arm knows of a task it launches.
+#[derive(Debug, Clone, Copy)]
+struct Launch {
+    target: bool,
+    inherited: bool,
+    zone: usize,
+}
+
 /// Launches a task in the next free slot and starts probing its health port.
 async fn launch_member(
     fleet: &mut Fleet,
     plan: &LaunchPlan,
     arm: Arm,
-    target: bool,
+    launch: Launch,
     fault_env: Option<&str>,
 ) -> Result<u32, String> {
     let slot = fleet.next_slot;
@@ -421,11 +519,13 @@ async fn launch_member(
     }
     fleet.next_slot += 1;
     let (plan_copy, env) = (plan.clone(), fault_env.map(str::to_owned));
-    let handle = tokio::task::spawn_blocking(move || task::launch(&plan_copy, slot, env.as_deref()))
+    let zone = launch.zone;
+    let handle = tokio::task::spawn_blocking(move || task::launch(&plan_copy, slot, zone, env.as_deref()))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot launch task {slot}: {e}"))?;
-    fleet.log(slot, EventKind::TaskLaunched, handle.task_id.clone());
+    let detail = format!("{} in {}", handle.task_id, task::ZONES[zone % task::ZONES.len()]);
+    fleet.log(slot, EventKind::TaskLaunched, detail);
     let check_ok = Arc::new(Mutex::new(None));
     let prober_stop = Arc::new(AtomicBool::new(false));
     tokio::spawn(watch::probe(
@@ -440,7 +540,9 @@ async fn launch_member(
         slot,
         Member {
             slot,
-            target,
+            target: launch.target,
+            inherited: launch.inherited,
+            zone,
             events_path: handle.events_path.clone(),
             handle: Some(handle),
             check_ok,
@@ -476,18 +578,35 @@ async fn step(
             }
             Action::Log { slot, kind } => fleet.log(slot, kind, ""),
             Action::Stop { slot, timeout_s } => stop_member(fleet, slot, timeout_s),
-            Action::Replace { old, why } => match launch_member(fleet, plan, arm, false, None).await {
-                Ok(new) => {
-                    fleet.scheduler.replaced(old, new);
-                    fleet.log(old, EventKind::ReplacementStarted, format!("t{new}: {why}"));
+            Action::Replace { old, why } => {
+                let (launch, fault_env) = replacement(fleet, old);
+                match launch_member(fleet, plan, arm, launch, fault_env.as_deref()).await {
+                    Ok(new) => {
+                        fleet.scheduler.replaced(old, new);
+                        let inherited =
+                            fault_env.map(|line| format!(", inherits {line}")).unwrap_or_default();
+                        fleet.log(old, EventKind::ReplacementStarted, format!("t{new}: {why}{inherited}"));
+                    }
+                    Err(e) => fleet.log(old, EventKind::ReplacementStarted, format!("failed: {e}")),
                 }
-                Err(e) => fleet.log(old, EventKind::ReplacementStarted, format!("failed: {e}")),
-            },
+            }
         }
     }
     if let Some(prometheus) = prometheus {
         prometheus.set_targets(&fleet.live_addresses());
     }
+}
+
+/// The replacement of `old`: its predecessor's zone, and the shared fault it inherits (the
+/// `DEMO_FAULT` line) by [`inherit::inherited`].
+fn replacement(fleet: &Fleet, old: u32) -> (Launch, Option<String>) {
+    let predecessor = fleet.members.get(&old);
+    let zone = predecessor.map_or(0, |m| m.zone);
+    let hit = predecessor.is_some_and(|m| m.target);
+    let started_s = fleet.load_start.map_or(0.0, |start| unix_now() - start);
+    let spec = fleet.fault.as_ref().and_then(|(plan, spec)| inherit::inherited(plan, spec, hit, started_s));
+    let launch = Launch { target: spec.is_some(), inherited: spec.is_some(), zone };
+    (launch, spec.map(|spec| spec.to_string()))
 }
 
 /// Stops a task in the background (SIGTERM, stop timeout, SIGKILL, cleanup).

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 
-use crate::fault::{FaultKind, FaultSpec, leak_target_bytes, sawtooth_target_bytes};
+use crate::fault::{FaultKind, FaultSpec, leak_target_bytes, plateau_target_bytes, sawtooth_target_bytes};
 use crate::http::{self, Body};
 
 /// Environment variables the demo app reads.
@@ -188,6 +188,8 @@ struct Effects {
     threads: u64,
     /// Bytes written by the disk fill so far.
     disk_written: u64,
+    /// The task's memory when the plateau took effect (its exponential approach starts there).
+    plateau_start: Option<u64>,
 }
 
 /// The app's shared state.
@@ -218,7 +220,11 @@ impl Demo {
 
     fn apply(&self, spec: FaultSpec) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.effects.lock().expect("effects lock").sawtooth = Ballast::default();
+        {
+            let mut effects = self.effects.lock().expect("effects lock");
+            effects.sawtooth = Ballast::default();
+            effects.plateau_start = None;
+        }
         *self.applied.lock().expect("fault lock") = Applied { spec, at: Instant::now() };
     }
 
@@ -333,7 +339,7 @@ async fn effects_loop(demo: Arc<Demo>) {
                 let target = sawtooth_target_bytes(spec.get("rate", 10.0), spec.get("peak", 64.0), seconds);
                 effects.sawtooth.move_towards(target, u64::MAX);
             }
-            FaultKind::Plateau => plateau_step(&demo.config, &spec, &mut effects, step),
+            FaultKind::Plateau => plateau_step(&demo.config, &spec, &mut effects, step, seconds),
             FaultKind::FdLeak => {
                 let wanted = (spec.get("rate", 10.0) * seconds) as usize;
                 while effects.files.len() < wanted {
@@ -370,7 +376,8 @@ async fn effects_loop(demo: Arc<Demo>) {
             | FaultKind::Errors
             | FaultKind::Kill
             | FaultKind::PacketLoss
-            | FaultKind::IoStress => {}
+            | FaultKind::IoStress
+            | FaultKind::PrometheusStop => {}
         }
     }
 }
@@ -406,18 +413,26 @@ fn disk_fill_step(demo: &Demo, spec: &FaultSpec, effects: &mut Effects, seconds:
     }
 }
 
-/// Grows towards `percent` % of the task's memory limit and holds there.
-fn plateau_step(config: &DemoConfig, spec: &FaultSpec, effects: &mut Effects, step: u64) {
+/// Grows towards `percent` % of the task's memory limit and holds there: at `rate` MB/s, or with
+/// `tau` > 0 along the exponential approach of [`plateau_target_bytes`] (then `rate` is unused).
+fn plateau_step(config: &DemoConfig, spec: &FaultSpec, effects: &mut Effects, step: u64, seconds: f64) {
     let Some(limit) = config.memory_limit_bytes else {
         return;
     };
-    let target = (limit as f64 * spec.get("percent", 85.0) / 100.0) as u64;
+    let goal = (limit as f64 * spec.get("percent", 85.0) / 100.0) as u64;
     let used = config
         .memory_usage_file
         .as_deref()
         .and_then(|path| std::fs::read_to_string(path).ok())
         .and_then(|text| text.trim().parse::<u64>().ok())
         .unwrap_or_else(|| own_resident_bytes().unwrap_or(0));
+    let tau = spec.get("tau", 0.0);
+    let (target, step) = if tau > 0.0 {
+        let start = *effects.plateau_start.get_or_insert(used);
+        (plateau_target_bytes(start, goal, tau, seconds), u64::MAX)
+    } else {
+        (goal, step)
+    };
     if used + MIB < target {
         let grow = step.min(target - used).max(MIB);
         let held = effects.leaked.bytes();

@@ -32,7 +32,8 @@ pub enum FaultKind {
     Cpu,
     /// Grow by `rate` MB/s up to `peak` MB, free everything, and start again.
     Sawtooth,
-    /// Grow by `rate` MB/s until the task's memory reaches `percent` % of its limit, then hold.
+    /// Grow by `rate` MB/s until the task's memory reaches `percent` % of its limit, then hold;
+    /// with `tau`, approach that level exponentially with this time constant instead.
     Plateau,
     /// Write `rate` MB/s to a file on the task's ephemeral storage; once it is full, answer
     /// transactions with 507 (the app cannot write its journal).
@@ -45,6 +46,9 @@ pub enum FaultKind {
     /// Harness: `workers` stress-ng I/O workers inside the task's cgroups (FIS
     /// `aws:ecs:task-io-stress`).
     IoStress,
+    /// Harness, outside every task: stop the suite's Prometheus (the fleet's metrics source);
+    /// started again on the same storage when `for_s` runs out.
+    PrometheusStop,
 }
 
 impl FaultKind {
@@ -66,16 +70,25 @@ impl FaultKind {
             FaultKind::Kill => "kill",
             FaultKind::PacketLoss => "packet-loss",
             FaultKind::IoStress => "io-stress",
+            FaultKind::PrometheusStop => "prometheus-stop",
         }
     }
 
     /// Whether the harness applies this kind (the demo app ignores it).
     pub fn is_harness(self) -> bool {
-        matches!(self, FaultKind::Kill | FaultKind::PacketLoss | FaultKind::IoStress)
+        matches!(
+            self,
+            FaultKind::Kill | FaultKind::PacketLoss | FaultKind::IoStress | FaultKind::PrometheusStop
+        )
+    }
+
+    /// Whether the kind acts on the run rather than on tasks (its targets are ignored).
+    pub fn is_run_level(self) -> bool {
+        self == FaultKind::PrometheusStop
     }
 
     /// Every kind, for error messages and documentation.
-    pub const ALL: [FaultKind; 15] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::None,
         FaultKind::MemLeak,
         FaultKind::FdLeak,
@@ -91,6 +104,7 @@ impl FaultKind {
         FaultKind::Kill,
         FaultKind::PacketLoss,
         FaultKind::IoStress,
+        FaultKind::PrometheusStop,
     ];
 
     fn parse(word: &str) -> Option<FaultKind> {
@@ -100,7 +114,7 @@ impl FaultKind {
     /// The parameters this kind reads besides `after` and `for`; anything else is an error.
     fn keys(self) -> &'static [&'static str] {
         match self {
-            FaultKind::None | FaultKind::Hang | FaultKind::Kill => &[],
+            FaultKind::None | FaultKind::Hang | FaultKind::Kill | FaultKind::PrometheusStop => &[],
             FaultKind::MemLeak => &["rate", "step"],
             FaultKind::FdLeak | FaultKind::ThreadLeak | FaultKind::DiskFill => &["rate"],
             FaultKind::Latency => &["rate", "max", "health"],
@@ -108,7 +122,7 @@ impl FaultKind {
             FaultKind::Errors => &["ratio"],
             FaultKind::Cpu => &["threads"],
             FaultKind::Sawtooth => &["rate", "peak"],
-            FaultKind::Plateau => &["rate", "percent"],
+            FaultKind::Plateau => &["rate", "percent", "tau"],
             FaultKind::PacketLoss => &["percent"],
             FaultKind::IoStress => &["workers"],
         }
@@ -174,6 +188,21 @@ impl FaultSpec {
     pub fn for_seconds(&self) -> Option<f64> {
         self.params.get("for").map(|s| s.max(0.0))
     }
+
+    /// The same fault with its schedule replaced: in effect `after` seconds from the moment it
+    /// is applied, for `for_s` seconds (`None`: for ever).
+    pub fn rescheduled(&self, after: f64, for_s: Option<f64>) -> FaultSpec {
+        let mut params = self.params.clone();
+        params.remove("after");
+        params.remove("for");
+        if after > 0.0 {
+            params.insert("after".into(), after);
+        }
+        if let Some(seconds) = for_s {
+            params.insert("for".into(), seconds.max(0.0));
+        }
+        FaultSpec { kind: self.kind, params }
+    }
 }
 
 impl fmt::Display for FaultSpec {
@@ -204,6 +233,18 @@ pub fn sawtooth_target_bytes(rate_mb_s: f64, peak_mb: f64, elapsed_s: f64) -> u6
     (rate_mb_s * phase * 1024.0 * 1024.0) as u64
 }
 
+/// The plateau's task memory after `elapsed` seconds of fault with time constant `tau_s`: from
+/// `start` (the task's memory when the fault took effect) towards `goal`, covering 1 − e^(−t/τ)
+/// of the way: fast at first, slower and slower, like a cache warming on real traffic. A `tau_s`
+/// of 0 (or less) is the goal at once (the caller then limits the growth by `rate`).
+pub fn plateau_target_bytes(start: u64, goal: u64, tau_s: f64, elapsed_s: f64) -> u64 {
+    if tau_s <= 0.0 || start >= goal {
+        return goal.max(start);
+    }
+    let covered = 1.0 - (-elapsed_s.max(0.0) / tau_s).exp();
+    start + ((goal - start) as f64 * covered) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,9 +266,13 @@ mod tests {
         check("hang rate=1", Err(SpecError::UnknownKey { kind: "hang", key: "rate".into() }));
         check("cpu threads=2 for=20", Ok("cpu for=20 threads=2"));
         check("packet-loss percent=10", Ok("packet-loss percent=10"));
+        check("prometheus-stop", Ok("prometheus-stop"));
+        check("plateau rate=4 percent=92 tau=20", Ok("plateau percent=92 rate=4 tau=20"));
         assert_eq!(FaultSpec::parse("cpu for=20").unwrap().for_seconds(), Some(20.0));
         assert_eq!(FaultSpec::parse("cpu").unwrap().for_seconds(), None);
         assert!(FaultKind::Kill.is_harness() && !FaultKind::DiskFill.is_harness());
+        assert!(FaultKind::PrometheusStop.is_harness() && FaultKind::PrometheusStop.is_run_level());
+        assert!(!FaultKind::PacketLoss.is_run_level());
     }
 
     #[test]
@@ -237,6 +282,32 @@ mod tests {
         assert_eq!(leak_target_bytes(8.0, 2.0, 1.5), 0);
         assert_eq!(leak_target_bytes(8.0, 2.0, 2.5), 16 * mib);
         assert_eq!(leak_target_bytes(8.0, 0.0, -1.0), 0);
+    }
+
+    #[test]
+    fn plateau_approaches_its_level_exponentially() {
+        let mib = 1024 * 1024;
+        let check = |tau: f64, t: f64, expected_mib: f64| {
+            let got = plateau_target_bytes(20 * mib, 220 * mib, tau, t) as f64 / mib as f64;
+            assert!((got - expected_mib).abs() < 0.01, "tau {tau} t {t}: {got} MiB, not {expected_mib}");
+        };
+        check(20.0, 0.0, 20.0);
+        check(20.0, 20.0, 20.0 + 200.0 * (1.0 - (-1.0f64).exp()));
+        check(20.0, 60.0, 20.0 + 200.0 * (1.0 - (-3.0f64).exp()));
+        check(20.0, 1e6, 220.0);
+        check(20.0, -5.0, 20.0);
+        check(0.0, 1.0, 220.0);
+        assert_eq!(plateau_target_bytes(300 * mib, 220 * mib, 20.0, 5.0), 300 * mib);
+    }
+
+    #[test]
+    fn a_rescheduled_spec_keeps_its_parameters() {
+        let spec = FaultSpec::parse("latency rate=100 max=2500 health=1 after=3 for=20").unwrap();
+        assert_eq!(
+            spec.rescheduled(0.0, Some(7.5)).to_string(),
+            "latency for=7.5 health=1 max=2500 rate=100"
+        );
+        assert_eq!(spec.rescheduled(2.0, None).to_string(), "latency after=2 health=1 max=2500 rate=100");
     }
 
     #[test]

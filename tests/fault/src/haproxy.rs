@@ -65,6 +65,30 @@ pub fn socket_path() -> PathBuf {
     PathBuf::from(format!("/tmp/vgf-haproxy-{}.sock", std::process::id()))
 }
 
+/// The harness PID in a stats socket's file name (`vgf-haproxy-<pid>.sock`), if it is one.
+pub fn socket_pid(file_name: &str) -> Option<u32> {
+    file_name.strip_prefix("vgf-haproxy-")?.strip_suffix(".sock")?.parse().ok()
+}
+
+/// Removes the stats sockets in `dir` (`/tmp`) left by harness processes that are gone; returns
+/// how many. A socket of a live process (this one, or another harness) stays.
+pub fn remove_stale_sockets(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = socket_pid(&name)
+            && !sys::pid_alive(pid)
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Renders the configuration; `socket` is the stats socket path.
 pub fn render(profile: Profile, app_port: u16, check_port: u16, socket: &Path) -> String {
     let mut config = format!(
@@ -262,6 +286,25 @@ mod tests {
         let path = socket_path();
         assert!(path.as_os_str().len() < 108, "{}", path.display());
         assert!(path.display().to_string().ends_with(&format!("-{}.sock", std::process::id())));
+    }
+
+    #[test]
+    fn stale_sockets_are_found_by_the_pid_in_their_name() {
+        assert_eq!(socket_pid("vgf-haproxy-4242.sock"), Some(4242));
+        assert_eq!(socket_pid("vgf-haproxy-.sock"), None);
+        assert_eq!(socket_pid("vgf-haproxy-12x.sock"), None);
+        assert_eq!(socket_pid("other-4242.sock"), None);
+        let dir = std::env::temp_dir().join(format!("vgf-sockets-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let own = dir.join(format!("vgf-haproxy-{}.sock", std::process::id()));
+        let gone = dir.join(format!("vgf-haproxy-{}.sock", u32::MAX - 3));
+        let unrelated = dir.join("notes.txt");
+        for path in [&own, &gone, &unrelated] {
+            std::fs::write(path, "").unwrap();
+        }
+        assert_eq!(remove_stale_sockets(&dir), 1);
+        assert!(own.exists() && !gone.exists() && unrelated.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

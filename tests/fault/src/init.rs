@@ -27,7 +27,7 @@ use crate::cgroup::TaskCgroups;
 use crate::http::{self, Body};
 use crate::restart::{self, Next, RestartPolicy, Role};
 use crate::sys::unix_now;
-use crate::tmds::{self, ContainerInfo, ContainerReading, HostReading, TaskInfo};
+use crate::tmds::{self, ContainerInfo, ContainerReading, HostReading, ServiceIdentity, TaskInfo};
 
 /// One container of the task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,7 +44,9 @@ pub struct ContainerSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InitSpec {
     pub task_id: String,
-    pub family: String,
+    /// The cluster, task definition and service every task of the run shares.
+    pub service: ServiceIdentity,
+    pub availability_zone: String,
     pub address: String,
     pub memory_mib: u64,
     pub cpu_vcpu: f64,
@@ -144,7 +146,8 @@ fn initial_state(spec: &InitSpec) -> Shared {
     Shared {
         task: TaskInfo {
             task_id: spec.task_id.clone(),
-            family: spec.family.clone(),
+            service: spec.service.clone(),
+            availability_zone: spec.availability_zone.clone(),
             cpu_vcpu: spec.cpu_vcpu,
             memory_mib: spec.memory_mib,
             address: spec.address.clone(),

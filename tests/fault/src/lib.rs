@@ -6,6 +6,7 @@
 //! - [`calendar`]: Unix seconds to RFC 3339, the suite's one calendar.
 //! - [`fault`]: the demo app's fault spec language.
 //! - [`scenario`]: scenario files (TOML), their defaults and validation.
+//! - [`inherit`]: which fault a replacement task starts with (shared faults).
 //! - [`report`]: timeline → summary figures, expectation checks, the Markdown table.
 //! - [`restart`]: the task init's restart policy and exit decisions.
 //! - [`tmds`]: the metadata emulator's documents, from cgroup and `/proc` readings.
@@ -27,6 +28,7 @@
 
 pub mod calendar;
 pub mod fault;
+pub mod inherit;
 pub mod report;
 pub mod restart;
 pub mod scenario;

@@ -14,7 +14,7 @@ use vigil_fault::arm::{self, Arm, RunSetup};
 use vigil_fault::cgroup::Parents;
 use vigil_fault::haproxy::Profile;
 use vigil_fault::report::{self, ArmSummary, Compared};
-use vigil_fault::{init, net, scenario, sys, threshold};
+use vigil_fault::{haproxy, init, net, scenario, sys, threshold};
 
 const USAGE: &str = "\
 usage:
@@ -141,7 +141,7 @@ fn run(args: &[String]) -> Result<ExitCode> {
     }
     let _lock = sys::lock_exclusive(Path::new(LOCK_PATH))?;
     let parents = Parents::discover()?;
-    let stale = sys::remove_stale(&parents.all());
+    let stale = sys::remove_stale(&parents.all()) + haproxy::remove_stale_sockets(Path::new("/tmp"));
     if stale > 0 {
         eprintln!("vigil-fault: removed {stale} leftovers of an earlier run");
     }
@@ -263,7 +263,8 @@ fn cleanup() -> Result<ExitCode> {
     let _lock = sys::lock_exclusive(Path::new(LOCK_PATH))?;
     let parents = Parents::discover()?;
     let removed = sys::remove_stale(&parents.all());
-    println!("removed {removed} leftovers");
+    let sockets = haproxy::remove_stale_sockets(Path::new("/tmp"));
+    println!("removed {removed} leftovers and {sockets} stale haproxy stats sockets");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -72,6 +72,9 @@ pub struct ArmSummary {
     pub pattern_time_s: Option<f64>,
     /// Client errors sent after `pattern_time_s`.
     pub errors_after_pattern: Option<u64>,
+    /// The most tasks whose health port answered 503 at the same moment (the prober's view; in
+    /// the vigil arm, vigils draining at once).
+    pub draining_at_once: u64,
     pub scrapes: Option<ScrapeTotals>,
     /// The task slots the fault hit (tN folders).
     pub target_slots: Vec<u32>,
@@ -92,6 +95,9 @@ pub struct Context<'a> {
     pub benign: bool,
     /// Seconds after a target's app start when an environment-delivered fault takes effect.
     pub env_fault_after: Option<f64>,
+    /// The fault acts on the run, not on tasks (`prometheus-stop`): its time is the harness's
+    /// own event (slot 0).
+    pub run_level_fault: bool,
 }
 
 /// Reduces the outcomes and the timeline to the arm's figures.
@@ -113,6 +119,14 @@ pub fn summarise(events: &[Event], outcomes: &[Outcome], context: &Context) -> A
         Some(after) => {
             let start = first(EventKind::AppStart, f64::MIN);
             (start.map(|t| t + after), start)
+        }
+        None if context.run_level_fault => {
+            let injected = events
+                .iter()
+                .filter(|e| e.kind == EventKind::FaultInjected && e.slot == 0)
+                .map(|e| e.t)
+                .reduce(f64::min);
+            (injected, injected)
         }
         None => {
             let injected = first(EventKind::FaultInjected, f64::MIN);
@@ -154,7 +168,37 @@ pub fn summarise(events: &[Event], outcomes: &[Outcome], context: &Context) -> A
         .iter()
         .filter(|e| e.kind == EventKind::HaproxyDown && (context.benign || !is_target(e.slot)))
         .count() as u64;
+    summary.draining_at_once = draining_at_once(events);
     summary
+}
+
+/// The most tasks whose health port answered 503 at the same moment. A slot's 503 spell opens
+/// at a `health_red` event whose answer was 503 and closes at its next `health_green` or
+/// `health_red` (another answer), or when its stop is requested or its task stopped. A spell
+/// that closes at the moment another opens does not overlap it.
+pub fn draining_at_once(events: &[Event]) -> u64 {
+    let is_503 =
+        |e: &Event| e.kind == EventKind::HealthRed && e.detail.split_whitespace().next() == Some("503");
+    let closes = |e: &Event| {
+        matches!(
+            e.kind,
+            EventKind::HealthGreen | EventKind::HealthRed | EventKind::StopRequested | EventKind::TaskStopped
+        )
+    };
+    let mut order: Vec<&Event> = events.iter().filter(|e| is_503(e) || closes(e)).collect();
+    // Closings before openings at the same instant.
+    order.sort_by(|a, b| a.t.total_cmp(&b.t).then(is_503(a).cmp(&is_503(b))));
+    let mut open = std::collections::BTreeSet::new();
+    let mut most = 0;
+    for event in order {
+        if is_503(event) {
+            open.insert(event.slot);
+            most = most.max(open.len());
+        } else {
+            open.remove(&event.slot);
+        }
+    }
+    most as u64
 }
 
 fn count_outcomes(summary: &mut ArmSummary, outcomes: &[Outcome]) {
@@ -194,6 +238,11 @@ pub fn check(summary: &ArmSummary, bounds: &Bounds) -> Vec<String> {
         && summary.false_drains > max
     {
         failed.push(format!("false_drains {} > {max}", summary.false_drains));
+    }
+    if let Some(max) = bounds.draining_at_once_max
+        && summary.draining_at_once > max
+    {
+        failed.push(format!("draining_at_once {} > {max}", summary.draining_at_once));
     }
     if let Some(max) = bounds.errors_after_pattern_max {
         match summary.errors_after_pattern {
@@ -260,7 +309,7 @@ fn cell(value: Option<f64>) -> String {
 /// The Markdown table of every arm.
 pub fn markdown(summaries: &[ArmSummary]) -> String {
     let mut table = String::from(
-        "| scenario | profile | arm | status | requests | client errors | success | fault s | crash s | red s | down s | lead s | crashes | drains | false drains | errors after pattern | checks |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| scenario | profile | arm | status | requests | client errors | success | fault s | crash s | red s | down s | lead s | crashes | drains | false drains | draining at once | errors after pattern | checks |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for s in summaries {
         let checks = if s.status != "ok" {
@@ -271,7 +320,7 @@ pub fn markdown(summaries: &[ArmSummary]) -> String {
             format!("FAIL: {}", s.failed_checks.join("; "))
         };
         table.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             s.scenario,
             s.profile,
             s.arm,
@@ -287,6 +336,7 @@ pub fn markdown(summaries: &[ArmSummary]) -> String {
             s.crashes,
             s.drains,
             s.false_drains,
+            s.draining_at_once,
             s.errors_after_pattern.map_or("–".into(), |n| n.to_string()),
             checks,
         ));
@@ -317,7 +367,13 @@ mod tests {
             event(150.0, 2, EventKind::HaproxyDown),
         ];
         let outcomes = vec![outcome(101.0, 200), outcome(102.0, 502), outcome(103.0, TIMED_OUT)];
-        let context = Context { load_start: 100.0, targets: &[1], benign: false, env_fault_after: None };
+        let context = Context {
+            load_start: 100.0,
+            targets: &[1],
+            benign: false,
+            env_fault_after: None,
+            run_level_fault: false,
+        };
         let s = summarise(&events, &outcomes, &context);
         assert_eq!((s.requests, s.client_errors), (3, 2));
         assert_eq!((s.errors_5xx, s.errors_timeout), (1, 1));
@@ -346,7 +402,13 @@ mod tests {
             outcome(132.0, 502),
             outcome(140.0, 200),
         ];
-        let context = Context { load_start: 100.0, targets: &[1], benign: true, env_fault_after: Some(20.0) };
+        let context = Context {
+            load_start: 100.0,
+            targets: &[1],
+            benign: true,
+            env_fault_after: Some(20.0),
+            run_level_fault: false,
+        };
         let s = summarise(&events, &outcomes, &context);
         assert_eq!(s.fault_time_s, Some(15.0));
         assert_eq!(s.crash_time_s, Some(15.0));
@@ -356,6 +418,77 @@ mod tests {
         let bounds =
             Bounds { errors_after_pattern_max: Some(0), false_drains_max: Some(0), ..Bounds::default() };
         assert_eq!(check(&s, &bounds).len(), 2);
+    }
+
+    fn red(t: f64, slot: u32, detail: &str) -> Event {
+        Event { t, slot, kind: EventKind::HealthRed, detail: detail.into() }
+    }
+
+    #[test]
+    fn draining_at_once_counts_overlapping_503_spells() {
+        use EventKind::{HealthGreen, StopRequested, TaskStopped};
+        let rows: Vec<(&str, Vec<Event>, u64)> = vec![
+            ("nothing red", vec![event(1.0, 1, HealthGreen)], 0),
+            ("one spell", vec![red(1.0, 1, "503 draining: memory"), event(5.0, 1, HealthGreen)], 1),
+            (
+                "no answer is not draining",
+                vec![red(1.0, 1, "connection refused"), red(1.5, 2, "timed out"), red(2.0, 3, "503 x")],
+                1,
+            ),
+            (
+                "three at once",
+                vec![
+                    red(1.0, 1, "503 a"),
+                    red(2.0, 2, "503 b"),
+                    red(3.0, 3, "503 c"),
+                    event(4.0, 1, HealthGreen),
+                ],
+                3,
+            ),
+            (
+                "one after the other",
+                vec![
+                    red(1.0, 1, "503 a"),
+                    event(3.0, 1, StopRequested),
+                    red(3.0, 2, "503 b"),
+                    event(5.0, 2, TaskStopped),
+                    red(6.0, 3, "503 c"),
+                ],
+                1,
+            ),
+            (
+                "503 then no answer ends the spell",
+                vec![red(1.0, 1, "503 a"), red(2.0, 1, "connection refused"), red(3.0, 2, "503 b")],
+                1,
+            ),
+            ("a repeated 503 of one slot counts once", vec![red(1.0, 1, "503 a"), red(2.0, 1, "503 b")], 1),
+            (
+                "out of order input",
+                vec![event(9.0, 1, HealthGreen), red(2.0, 2, "503 b"), red(1.0, 1, "503 a")],
+                2,
+            ),
+        ];
+        for (row, events, expected) in rows {
+            assert_eq!(draining_at_once(&events), expected, "{row}");
+        }
+        let summary = ArmSummary { draining_at_once: 3, ..ArmSummary::default() };
+        let bounds = Bounds { draining_at_once_max: Some(1), ..Bounds::default() };
+        assert_eq!(check(&summary, &bounds), ["draining_at_once 3 > 1"]);
+    }
+
+    #[test]
+    fn a_run_level_fault_is_timed_by_the_harness_event() {
+        let events = vec![Event { t: 130.0, slot: 0, kind: EventKind::FaultInjected, detail: String::new() }];
+        let context = Context {
+            load_start: 100.0,
+            targets: &[],
+            benign: true,
+            env_fault_after: None,
+            run_level_fault: true,
+        };
+        assert_eq!(summarise(&events, &[], &context).fault_time_s, Some(30.0));
+        let tasks = Context { run_level_fault: false, ..context };
+        assert_eq!(summarise(&events, &[], &tasks).fault_time_s, None);
     }
 
     #[test]

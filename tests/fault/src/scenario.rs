@@ -55,11 +55,21 @@ fn default_noise_threads() -> u32 {
     2
 }
 
-/// The vigil arm's extra environment (`VIGIL_*` variables only), e.g. `VIGIL_WARMUP`.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The vigil arm's configuration: fleet awareness, and extra environment (`VIGIL_*` variables
+/// only), e.g. `VIGIL_WARMUP`.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VigilShape {
+    /// Point every vigil at the suite's Prometheus (`VIGIL_FLEET_URL`, `VIGIL_FLEET_INTERVAL`),
+    /// so it can compare its task with its peers.
+    pub fleet: bool,
     pub env: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for VigilShape {
+    fn default() -> VigilShape {
+        VigilShape { fleet: true, env: Default::default() }
+    }
 }
 
 /// The task definition every task of the scenario shares.
@@ -182,6 +192,10 @@ pub struct FaultPlan {
     pub for_s: Option<f64>,
     #[serde(default = "default_delivery")]
     pub deliver: Delivery,
+    /// The fault's cause is outside the tasks (a dependency, a bad build): replacements started
+    /// while it is active meet it too (see [`crate::inherit`]).
+    #[serde(default)]
+    pub shared: bool,
 }
 
 impl FaultPlan {
@@ -209,6 +223,8 @@ pub struct Bounds {
     pub false_drains_max: Option<u64>,
     /// Client errors after a fault target's second restart (the crash-loop check).
     pub errors_after_pattern_max: Option<u64>,
+    /// The most tasks whose health port answered 503 at the same moment.
+    pub draining_at_once_max: Option<u64>,
 }
 
 /// Expected outcomes per arm; `all` applies to every arm.
@@ -288,8 +304,16 @@ impl Scenario {
             {
                 return bad("fault.targets names a task beyond tasks.count");
             }
-            if fault.spec()?.kind.is_harness() && fault.deliver != Delivery::Admin {
-                return bad("a harness fault (kill, packet-loss, io-stress) needs deliver = \"admin\"");
+            let kind = fault.spec()?.kind;
+            if kind.is_harness() && fault.deliver != Delivery::Admin {
+                return bad(
+                    "a harness fault (kill, packet-loss, io-stress, prometheus-stop) needs deliver = \"admin\"",
+                );
+            }
+            if fault.shared && kind.is_harness() {
+                return bad(
+                    "shared = true needs a demo app fault kind (the harness kinds act on given tasks)",
+                );
             }
         }
         if let Some(noise) = &self.noise
@@ -375,6 +399,43 @@ mod tests {
         assert!(Scenario::parse(&bad_param, "leak").is_err());
         let all = text.replace("[0]", "\"all\"");
         assert!(Scenario::parse(&all, "leak").unwrap().fault.unwrap().hits(2));
+    }
+
+    #[test]
+    fn shared_faults_and_fleet_awareness_parse() {
+        let text = r#"
+            duration_s = 30
+            [fault]
+            kind = "latency"
+            params = "rate=100000 max=2500 health=1"
+            targets = "all"
+            at_s = 5
+            for_s = 10
+            shared = true
+            [expect]
+            vigil = { draining_at_once_max = 1 }
+        "#;
+        let scenario = Scenario::parse(text, "slow").unwrap();
+        assert!(scenario.fault.as_ref().unwrap().shared);
+        assert!(scenario.vigil.fleet, "fleet awareness is on by default");
+        assert_eq!(scenario.expect.vigil.draining_at_once_max, Some(1));
+        let off = format!("{text}\n[vigil]\nfleet = false\n");
+        assert!(!Scenario::parse(&off, "slow").unwrap().vigil.fleet);
+        let harness = text
+            .replace("kind = \"latency\"", "kind = \"packet-loss\"")
+            .replace("rate=100000 max=2500 health=1", "percent=5");
+        assert!(Scenario::parse(&harness, "slow").is_err(), "a shared harness fault is refused");
+        let stop = "duration_s = 30\n[fault]\nkind = \"prometheus-stop\"\ntargets = \"all\"\nat_s = 5\n";
+        assert_eq!(Scenario::parse(stop, "down").unwrap().fault_kind(), Some(FaultKind::PrometheusStop));
+    }
+
+    #[test]
+    fn every_shipped_scenario_parses() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        for folder in [root.clone(), root.join("ci")] {
+            let scenarios = load(&folder).unwrap_or_else(|e| panic!("{e}"));
+            assert!(scenarios.len() >= 4, "{}", folder.display());
+        }
     }
 
     #[test]

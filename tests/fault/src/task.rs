@@ -10,6 +10,7 @@ use crate::init::{ContainerSpec, InitEvent, InitSpec};
 use crate::net;
 use crate::scenario::TaskShape;
 use crate::sys::{self, SysError};
+use crate::tmds::ServiceIdentity;
 
 /// The port the app serves on inside every task.
 pub const APP_PORT: u16 = 8080;
@@ -17,6 +18,29 @@ pub const APP_PORT: u16 = 8080;
 pub const SIDECAR_PORT: u16 = 9797;
 /// The metadata emulator's port inside every task.
 pub const TMDS_PORT: u16 = 51679;
+
+/// The availability zones tasks are spread over: initial task `i` runs in zone `i mod 3`, and a
+/// replacement in its predecessor's zone (ECS spreads a service's tasks by zone).
+pub const ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
+
+/// The zone of initial task `index`.
+pub fn initial_zone(index: u32) -> usize {
+    index as usize % ZONES.len()
+}
+
+/// The one service every task of a run belongs to: the same cluster, task definition family and
+/// revision (and service) in every task's metadata; only the task ARN and the zone differ.
+pub fn service_identity() -> ServiceIdentity {
+    ServiceIdentity {
+        region: "us-east-1".into(),
+        account: "000000000000".into(),
+        cluster: "vgf-cluster".into(),
+        family: "vgf-demo".into(),
+        revision: "1".into(),
+        // The emulated tasks are Fargate tasks, whose metadata has no `ServiceName`.
+        service_name: None,
+    }
+}
 
 /// Why a task could not be launched.
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +94,14 @@ pub struct TaskHandle {
     pub exited: bool,
 }
 
-/// Launches a task in `slot`; `fault_env` goes into the app's `DEMO_FAULT`.
-pub fn launch(plan: &LaunchPlan, slot: u32, fault_env: Option<&str>) -> Result<TaskHandle, TaskError> {
+/// Launches a task in `slot` in zone [`ZONES`]`[zone]`; `fault_env` goes into the app's
+/// `DEMO_FAULT`.
+pub fn launch(
+    plan: &LaunchPlan,
+    slot: u32,
+    zone: usize,
+    fault_env: Option<&str>,
+) -> Result<TaskHandle, TaskError> {
     let name = net::create_task(slot)?;
     let limits = Limits {
         memory_bytes: plan.shape.memory_mib * 1024 * 1024,
@@ -82,7 +112,7 @@ pub fn launch(plan: &LaunchPlan, slot: u32, fault_env: Option<&str>) -> Result<T
     let dir = plan.dir.join(format!("t{slot}"));
     std::fs::create_dir_all(&dir).map_err(|source| TaskError::Write { path: dir.clone(), source })?;
     let task_id = task_id(plan.seed, slot);
-    let spec = init_spec(plan, slot, &task_id, &cgroups, &dir, fault_env);
+    let spec = init_spec(plan, slot, &task_id, zone, &cgroups, &dir, fault_env);
     let spec_path = dir.join("init.json");
     let text = serde_json::to_string_pretty(&spec).expect("the init spec serialises");
     std::fs::write(&spec_path, text)
@@ -126,6 +156,7 @@ fn init_spec(
     plan: &LaunchPlan,
     slot: u32,
     task_id: &str,
+    zone: usize,
     cgroups: &TaskCgroups,
     dir: &Path,
     fault_env: Option<&str>,
@@ -194,7 +225,8 @@ fn init_spec(
     };
     InitSpec {
         task_id: task_id.to_owned(),
-        family: "vgf-demo".into(),
+        service: service_identity(),
+        availability_zone: ZONES[zone % ZONES.len()].into(),
         address: net::slot_address(slot),
         memory_mib: shape.memory_mib,
         cpu_vcpu: shape.cpu_vcpu,
@@ -315,4 +347,15 @@ pub fn read_events(path: &Path) -> Vec<InitEvent> {
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_tasks_spread_over_three_zones() {
+        let zones: Vec<&str> = (0..5).map(|i| ZONES[initial_zone(i)]).collect();
+        assert_eq!(zones, ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1a", "us-east-1b"]);
+    }
 }

@@ -19,7 +19,10 @@ pub const NO_LIMIT: u64 = 9_223_372_036_854_771_712;
 #[derive(Debug, Clone)]
 pub struct TaskInfo {
     pub task_id: String,
-    pub family: String,
+    /// The service's identity, the same for every task of a run.
+    pub service: ServiceIdentity,
+    /// `AvailabilityZone`, e.g. `us-east-1b`.
+    pub availability_zone: String,
     pub cpu_vcpu: f64,
     pub memory_mib: u64,
     pub address: String,
@@ -27,6 +30,29 @@ pub struct TaskInfo {
     /// `EphemeralStorageMetrics`, MiB.
     pub storage_utilized_mib: u64,
     pub storage_reserved_mib: u64,
+}
+
+/// What every task of one ECS service shares: the cluster, the task definition (family and
+/// revision) and the service. The region is that of every ARN.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServiceIdentity {
+    pub region: String,
+    pub account: String,
+    /// The cluster's short name; `Cluster` is its ARN, as on Fargate.
+    pub cluster: String,
+    pub family: String,
+    pub revision: String,
+    /// `ServiceName`. Real Fargate responses have no such key (AWS documents it for EC2 and
+    /// ECS Anywhere; the Fargate captures in `tests/fixtures/tmds` lack it, the EC2 and Managed
+    /// Instances ones carry it after `Containers`): `None` keeps the Fargate shape.
+    pub service_name: Option<String>,
+}
+
+impl ServiceIdentity {
+    /// The cluster's ARN.
+    pub fn cluster_arn(&self) -> String {
+        format!("arn:aws:ecs:{}:{}:cluster/{}", self.region, self.account, self.cluster)
+    }
 }
 
 /// One container's lifecycle as the task init knows it.
@@ -246,7 +272,11 @@ pub fn container_stats(
 }
 
 fn arn(kind: &str, task: &TaskInfo, suffix: &str) -> String {
-    format!("arn:aws:ecs:us-east-1:000000000000:{kind}/vgf-cluster/{}{suffix}", task.task_id)
+    let service = &task.service;
+    format!(
+        "arn:aws:ecs:{}:{}:{kind}/{}/{}{suffix}",
+        service.region, service.account, service.cluster, task.task_id
+    )
 }
 
 /// One container's metadata document (an element of `/task`'s `Containers`).
@@ -258,11 +288,11 @@ pub fn container_document(task: &TaskInfo, container: &ContainerInfo) -> Value {
         "Image": container.image,
         "ImageID": format!("sha256:{:064x}", container.name.len()),
         "Labels": {
-            "com.amazonaws.ecs.cluster": "arn:aws:ecs:us-east-1:000000000000:cluster/vgf-cluster",
+            "com.amazonaws.ecs.cluster": task.service.cluster_arn(),
             "com.amazonaws.ecs.container-name": container.name,
             "com.amazonaws.ecs.task-arn": arn("task", task, ""),
-            "com.amazonaws.ecs.task-definition-family": task.family,
-            "com.amazonaws.ecs.task-definition-version": "1",
+            "com.amazonaws.ecs.task-definition-family": task.service.family,
+            "com.amazonaws.ecs.task-definition-version": task.service.revision,
         },
         "DesiredStatus": "RUNNING",
         "KnownStatus": if container.running { "RUNNING" } else { "STOPPED" },
@@ -300,17 +330,17 @@ pub fn container_document(task: &TaskInfo, container: &ContainerInfo) -> Value {
 /// The `/task` document.
 pub fn task_document(task: &TaskInfo, containers: &[ContainerInfo]) -> Value {
     let any_running = containers.iter().any(|c| c.running);
-    json!({
-        "Cluster": "arn:aws:ecs:us-east-1:000000000000:cluster/vgf-cluster",
+    let mut doc = json!({
+        "Cluster": task.service.cluster_arn(),
         "TaskARN": arn("task", task, ""),
-        "Family": task.family,
-        "Revision": "1",
+        "Family": task.service.family,
+        "Revision": task.service.revision,
         "DesiredStatus": "RUNNING",
         "KnownStatus": if any_running { "RUNNING" } else { "STOPPED" },
         "Limits": { "CPU": task.cpu_vcpu, "Memory": task.memory_mib },
         "PullStartedAt": rfc3339(task.created_at),
         "PullStoppedAt": rfc3339(task.created_at),
-        "AvailabilityZone": "us-east-1a",
+        "AvailabilityZone": task.availability_zone,
         "LaunchType": "FARGATE",
         "Containers": containers.iter().map(|c| container_document(task, c)).collect::<Vec<_>>(),
         "ClockDrift": {
@@ -323,7 +353,11 @@ pub fn task_document(task: &TaskInfo, containers: &[ContainerInfo]) -> Value {
             "Reserved": task.storage_reserved_mib,
         },
         "FaultInjectionEnabled": false,
-    })
+    });
+    if let Some(name) = &task.service.service_name {
+        doc.as_object_mut().expect("a JSON object").insert("ServiceName".into(), name.clone().into());
+    }
+    doc
 }
 
 #[cfg(test)]
@@ -344,7 +378,15 @@ mod tests {
     fn task() -> TaskInfo {
         TaskInfo {
             task_id: "0123456789abcdef0123456789abcdef".into(),
-            family: "vgf-demo".into(),
+            service: ServiceIdentity {
+                region: "us-east-1".into(),
+                account: "000000000000".into(),
+                cluster: "vgf-cluster".into(),
+                family: "vgf-demo".into(),
+                revision: "7".into(),
+                service_name: None,
+            },
+            availability_zone: "us-east-1b".into(),
             cpu_vcpu: 0.5,
             memory_mib: 256,
             address: "10.200.0.11".into(),
@@ -371,10 +413,37 @@ mod tests {
     fn task_document_has_the_fargate_shape() {
         let doc = task_document(&task(), &[app(true)]);
         assert_eq!(doc["LaunchType"], "FARGATE");
+        assert_eq!(doc["Cluster"], "arn:aws:ecs:us-east-1:000000000000:cluster/vgf-cluster");
+        assert_eq!(
+            doc["TaskARN"],
+            "arn:aws:ecs:us-east-1:000000000000:task/vgf-cluster/0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!((&doc["Family"], &doc["Revision"]), (&json!("vgf-demo"), &json!("7")));
+        assert_eq!(doc["AvailabilityZone"], "us-east-1b");
+        assert!(doc.get("ServiceName").is_none(), "Fargate has no ServiceName");
+        let labels = &doc["Containers"][0]["Labels"];
+        assert_eq!(labels["com.amazonaws.ecs.task-definition-version"], "7");
+        assert_eq!(labels["com.amazonaws.ecs.cluster"], doc["Cluster"]);
         assert_eq!(doc["Limits"]["Memory"], 256);
         assert_eq!(doc["Containers"][0]["RestartCount"], 2);
         assert_eq!(doc["Containers"][0]["KnownStatus"], "RUNNING");
         assert!(doc["Containers"][0].get("ExitCode").is_none());
+    }
+
+    #[test]
+    fn the_task_document_has_the_keys_of_a_real_fargate_capture() {
+        let fixture = include_str!("../../fixtures/tmds/fargate-task-real-2025-04.json");
+        let real: Value = serde_json::from_str(fixture).unwrap();
+        let doc = task_document(&task(), &[app(true)]);
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&doc), keys(&real));
+    }
+
+    #[test]
+    fn a_service_name_is_added_only_when_the_identity_has_one() {
+        let mut info = task();
+        info.service.service_name = Some("vgf-demo-service".into());
+        assert_eq!(task_document(&info, &[])["ServiceName"], "vgf-demo-service");
     }
 
     #[test]

@@ -29,21 +29,44 @@ pub async fn probe(
     events: Arc<Mutex<Vec<Event>>>,
 ) {
     let url = format!("http://{}:{port}/health", net::slot_address(slot));
+    let mut last: Option<Answer> = None;
     while !stop.load(Ordering::Relaxed) {
         let started = tokio::time::Instant::now();
         let answer = http::get_fresh(&url, Duration::from_millis(800)).await;
-        let (ok, detail) = match answer {
-            Ok(a) if a.status == 200 => (true, String::new()),
-            Ok(a) => (false, format!("{} {}", a.status, String::from_utf8_lossy(&a.body).trim())),
-            Err(e) => (false, e.to_string()),
+        let (now, detail) = match answer {
+            Ok(a) if a.status == 200 => (Answer::Ok, String::new()),
+            Ok(a) => (
+                Answer::Status(a.status),
+                format!("{} {}", a.status, String::from_utf8_lossy(&a.body).trim()),
+            ),
+            Err(e) => (Answer::Failed, e.to_string()),
         };
-        let previous = state.lock().expect("probe lock").replace(ok);
-        // A port that has never answered is still starting, not red.
-        if previous.is_some_and(|p| p != ok) || (previous.is_none() && ok) {
-            let kind = if ok { EventKind::HealthGreen } else { EventKind::HealthRed };
+        state.lock().expect("probe lock").replace(now == Answer::Ok);
+        if worth_an_event(last, now) {
+            let kind = if now == Answer::Ok { EventKind::HealthGreen } else { EventKind::HealthRed };
             events.lock().expect("events lock").push(Event { t: unix_now(), slot, kind, detail });
         }
+        last = Some(now);
         tokio::time::sleep_until(started + PROBE_EVERY).await;
+    }
+}
+
+/// One answer of a health port, as far as the timeline cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Ok,
+    /// Any other HTTP status (503: draining).
+    Status(u16),
+    /// No answer: refused, reset or timed out.
+    Failed,
+}
+
+/// Whether an answer goes into the timeline: a turn to green or red, or a red of another kind
+/// (503 to no answer, say). A port that has never answered is still starting, not red.
+pub fn worth_an_event(last: Option<Answer>, now: Answer) -> bool {
+    match last {
+        None => now == Answer::Ok,
+        Some(last) => last != now,
     }
 }
 
@@ -174,6 +197,25 @@ pub fn to_csv(samples: &[TaskSample], load_start: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_timeline_gets_turns_and_changes_of_red() {
+        use Answer::{Failed, Ok, Status};
+        let rows = [
+            (None, Failed, false),
+            (None, Status(503), false),
+            (None, Ok, true),
+            (Some(Ok), Ok, false),
+            (Some(Ok), Status(503), true),
+            (Some(Status(503)), Status(503), false),
+            (Some(Status(503)), Failed, true),
+            (Some(Failed), Failed, false),
+            (Some(Failed), Ok, true),
+        ];
+        for (last, now, expected) in rows {
+            assert_eq!(worth_an_event(last, now), expected, "{last:?} then {now:?}");
+        }
+    }
 
     #[test]
     fn status_gives_state_health_and_the_shortest_etas() {
