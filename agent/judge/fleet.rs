@@ -170,16 +170,25 @@ pub struct Own<'a> {
     pub was_draining: bool,
     /// The reasons the views have shown as this task's for at least `seen_ms` ([`Sightings`]).
     pub seen: Reasons,
+    /// Whether the views have shown this task's claim on the budget for at least `seen_ms`.
+    pub claim_seen: bool,
 }
 
 /// Since when the fleet views have shown each of this task's reasons.
 #[derive(Debug, Clone, Default)]
 pub struct Sightings {
     since: [Option<Millis>; Reason::ALL.len()],
+    claim_since: Option<Millis>,
     last_view: Option<Millis>,
 }
 
 impl Sightings {
+    /// Whether the views have shown this task's claim on the budget for long enough.
+    pub fn claim_seen(&self, config: &FleetConfig) -> bool {
+        let now = self.last_view.unwrap_or(0);
+        self.claim_since.is_some_and(|since| now.saturating_sub(since) >= config.seen_ms)
+    }
+
     /// Takes in the view of this tick (if it is new) and gives the reasons seen for long enough.
     pub fn observe(&mut self, view: Option<&FleetView>, config: &FleetConfig) -> Reasons {
         if let Some(view) = view
@@ -187,6 +196,12 @@ impl Sightings {
         {
             self.last_view = Some(view.at);
             let shown = view.own.as_ref().map_or(Reasons::default(), |own| own.evidence);
+            let claimed = view.own.as_ref().is_some_and(|own| own.candidate_seconds.is_some());
+            self.claim_since = match (claimed, self.claim_since) {
+                (true, None) => Some(view.at),
+                (true, kept) => kept,
+                (false, _) => None,
+            };
             for reason in Reason::ALL {
                 let since = &mut self.since[reason.index()];
                 *since = match (shown.contains(reason), *since) {
@@ -248,26 +263,33 @@ pub fn arbitrate(
             return (findings, outcome);
         }
     };
-    let seen = own.seen;
-
-    for finding in findings.iter_mut().filter(|f| f.state == State::Draining && !exempt(f.reason)) {
+    let in_force = |f: &Finding| f.state == State::Draining && !exempt(f.reason);
+    for finding in findings.iter_mut().filter(|f| in_force(f)) {
         let shared = shared(finding.reason, own.zone, view, config);
         let released = finding.reason.forecast() && imminent(finding, config);
         if let Some(hold) = shared.filter(|_| !released) {
             hold_back(finding, hold);
-        } else if !seen.contains(finding.reason) && !refused(finding) {
+        }
+    }
+    // The claim is published before the view has seen the evidence, so that both reach the
+    // peers together.
+    let claim = candidate(&findings);
+    for finding in findings.iter_mut().filter(|f| in_force(f) && !refused(f)) {
+        // Claims made on the same tick by several tasks are all in the view only once this
+        // task's own has been there a while: until then nobody may take a slot on it, or every
+        // one of them would think itself first.
+        let claim_waits = !own.claim_seen && !own.was_draining;
+        if !own.seen.contains(finding.reason) || claim_waits {
             hold_back(finding, Hold::Unseen);
         }
     }
-
-    let claim = candidate(&findings);
     let budget = config.budget(view.peers.len() + 1);
     let peers_draining = view.peers.iter().filter(|p| p.draining).count();
     if let Some(urgency) = claim {
         let place = place_in_queue(own, urgency, &view.peers);
         if place >= budget {
             let hold = Hold::Budget { draining: peers_draining, budget, place };
-            for finding in findings.iter_mut().filter(|f| f.state == State::Draining && !exempt(f.reason)) {
+            for finding in findings.iter_mut().filter(|f| in_force(f)) {
                 hold_back(finding, hold.clone());
             }
         }
@@ -492,7 +514,7 @@ mod tests {
     /// This task, with whatever the view shows of it seen for long enough.
     fn own(view: &FleetView) -> Own<'static> {
         let seen = view.own.as_ref().map_or(Reasons::default(), |own| own.evidence);
-        Own { task: "me", zone: "a", was_draining: false, seen }
+        Own { task: "me", zone: "a", was_draining: false, seen, claim_seen: true }
     }
 
     fn served(local: Vec<Finding>, view: &FleetView) -> (State, Option<String>) {
@@ -529,6 +551,18 @@ mod tests {
     fn evidence_the_view_does_not_show_yet_waits() {
         let fresh = view(&[], vec![peer("b", "b", &[]), peer("c", "c", &[])]);
         assert_eq!(served(vec![unresponsive()], &fresh), (State::Degraded, Some("fleet_unseen".into())));
+    }
+
+    #[test]
+    fn a_claim_on_the_budget_waits_until_the_view_shows_it() {
+        // Three tasks released at once, none of whose claims the view shows yet: none drains.
+        let calm = view(&[Reason::FdExhaustion], vec![peer("b", "b", &[]), peer("c", "c", &[])]);
+        let fd = draining(Reason::FdExhaustion, Fact::ProcessesExited, Some(10.0));
+        let own = Own { claim_seen: false, ..own(&calm) };
+        let (findings, outcome) =
+            arbitrate(&verdict(vec![fd]), own, Some(&calm), 2_000, &FleetConfig::default());
+        assert_eq!((findings[0].state, findings[0].held.clone()), (State::Degraded, Some(Hold::Unseen)));
+        assert_eq!(outcome.candidate_seconds, Some(10.0), "the claim is still published");
     }
 
     #[test]
@@ -622,7 +656,13 @@ mod tests {
         // This task drained first: it keeps its slot against a peer that started later.
         let (findings, outcome) = arbitrate(
             &verdict(vec![fd()]),
-            Own { was_draining: true, task: "z", zone: "a", seen: alone.iter().copied().collect() },
+            Own {
+                was_draining: true,
+                task: "z",
+                zone: "a",
+                seen: alone.iter().copied().collect(),
+                claim_seen: true,
+            },
             Some(&view(
                 &alone,
                 vec![Peer { candidate_seconds: Some(1.0), ..peer("b", "b", &[]) }, peer("c", "c", &[])],
@@ -648,7 +688,13 @@ mod tests {
                     .map(|t| Peer { candidate_seconds: Some(12.0), ..peer(t, "a", &[]) })
                     .collect();
                 place_in_queue(
-                    Own { task: me, zone: "a", was_draining: false, seen: Reasons::default() },
+                    Own {
+                        task: me,
+                        zone: "a",
+                        was_draining: false,
+                        seen: Reasons::default(),
+                        claim_seen: true,
+                    },
                     11.0,
                     &peers,
                 )

@@ -119,6 +119,7 @@ impl<S: Scorer> Pipeline<S> {
             zone: &self.identity.1,
             was_draining: self.served.state == State::Draining,
             seen,
+            claim_seen: self.sightings.claim_seen(&self.fleet),
         };
         let (findings, outcome) = fleet::arbitrate(local, own, view, sample.at, &self.fleet);
         let state = findings.first().map_or(State::Healthy, |finding| finding.state);
@@ -439,7 +440,7 @@ mod tests {
         let mut judge = Pipeline::<NoModel>::new(PipelineConfig::default(), None, 0);
         let mut outcome = Outcome { transitions: Vec::new(), drained_for: Vec::new(), seen: Vec::new() };
         let mut holds = Vec::new();
-        let mut published: Vec<Reasons> = Vec::new();
+        let mut published: Vec<(Reasons, Option<f64>)> = Vec::new();
         let mut view: Option<FleetView> = None;
         for t in 0..seconds {
             if prometheus_up(t) && t >= 2 {
@@ -453,7 +454,8 @@ mod tests {
                     at: t * 1000,
                     own: Some(Peer {
                         task: "me".into(),
-                        evidence: published[t as usize - 2],
+                        evidence: published[t as usize - 2].0,
+                        candidate_seconds: published[t as usize - 2].1,
                         ..Peer::default()
                     }),
                     peers: vec![peer("b"), peer("c")],
@@ -464,7 +466,7 @@ mod tests {
             sample.task.as_mut().unwrap().task_arn = "arn:aws:ecs:r:1:task/c/me".into();
             world(t, &mut sample);
             let step = judge.step(&sample, false, view.as_ref());
-            published.push(step.evidence);
+            published.push((step.evidence, step.fleet.candidate_seconds));
             if let Some(transition) = step.transition {
                 outcome.transitions.push((t, transition.to));
                 if transition.to == State::Draining && outcome.drained_for.is_empty() {
