@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::judge::forecast::{Forecast, forecast};
+use crate::judge::forecast::{Course, Forecast, forecast};
 use crate::judge::sample::{Millis, Sample};
 use crate::judge::window::Series;
 
@@ -75,7 +75,7 @@ impl fmt::Display for ResourceForecast {
         let r = self.resource;
         write!(
             out,
-            "{} {} at {} of {} ({:.0} %), rising {}/s ({} trend, confidence {:.2}): limit in {:.0} s",
+            "{} {} at {} of {} ({:.0} %), rising {}/s ({} trend{}, confidence {:.2}): limit in {:.0} s",
             self.subject,
             r.name(),
             r.format(f.level),
@@ -83,6 +83,11 @@ impl fmt::Display for ResourceForecast {
             100.0 * f.level / f.limit,
             r.format(f.rate_per_second),
             f.scale.name(),
+            match f.course {
+                Course::Unsettled => "",
+                Course::Steady => ", steady",
+                Course::Slowing => ", slowing",
+            },
             f.confidence,
             f.eta_seconds
         )

@@ -11,8 +11,10 @@
 //!    this task's own zone but not of the service is *zone-wide* (a zonal dependency: ECS places
 //!    the replacement in the same zone). Either way the task stays `degraded` and serves.
 //!    A resource forecast on a bad build is shared too, but a replacement does buy time (it
-//!    starts empty): once the resource is [imminent](FleetConfig::imminent_seconds) it is
-//!    released to the budget below, so the service rotates one task at a time.
+//!    starts empty): once the resource is [imminent](FleetConfig::imminent_seconds) (to run out
+//!    within half a minute while growing at a steady pace, as a leak does and a cache nearing
+//!    its size does not, or 95 % used) it is released to the budget below, so the service
+//!    rotates one task at a time.
 //! 2. **The fleet must have seen it.** A draining reason drains only once the view shows this
 //!    task's own evidence for it, so the peers' readings are at least as new as its onset. Until
 //!    then it waits a query or two in `degraded`.
@@ -32,6 +34,7 @@
 use std::cmp::Ordering;
 
 use crate::judge::evidence::{Fact, Measure, Reason, StandOut};
+use crate::judge::forecast::Course;
 use crate::judge::sample::Millis;
 use crate::judge::verdict::{Finding, Hold, Phase, State, Verdict};
 
@@ -107,7 +110,8 @@ pub struct FleetConfig {
     /// A view older than this is no view.
     pub stale_ms: Millis,
     /// A shared resource forecast is released to the budget when the resource runs out within
-    /// this many seconds and is at least [`IMMINENT_USAGE`] used.
+    /// this many seconds and is at least [`IMMINENT_USAGE`] used or grows at a
+    /// [steady](Course::Steady) pace.
     pub imminent_seconds: f64,
     /// Peers that must report a measure before a task may stand out on it.
     pub outlier_min_peers: usize,
@@ -136,9 +140,8 @@ impl FleetConfig {
     }
 }
 
-/// A shared forecast is imminent only this close to the limit: a cache that fills fast and
-/// holds below 95 % never is, a leak always gets there. A straight line cannot tell the two
-/// apart before the fill stops, so only the level can.
+/// A shared forecast whose growth is not [steady](Course::Steady) is imminent only this close to
+/// the limit: a cache that fills fast and holds below 95 % never is, a leak always gets there.
 pub const IMMINENT_USAGE: f64 = 0.95;
 
 /// Buckets of this many seconds of urgency count as equally urgent, so views a scrape apart
@@ -323,11 +326,13 @@ fn hold_back(finding: &mut Finding, hold: Hold) {
     finding.held = Some(hold);
 }
 
-/// Whether a draining forecast is about to run out: within the imminent time and nearly full.
+/// Whether a draining forecast is about to run out: within the imminent time, and either nearly
+/// full or growing at a pace that does not slow down (a leak, not a fill nearing its ceiling).
 fn imminent(finding: &Finding, config: &FleetConfig) -> bool {
     let eta = finding.eta_seconds.unwrap_or(f64::INFINITY);
     let usage = finding.fact.usage().unwrap_or(0.0);
-    eta <= config.imminent_seconds && usage >= IMMINENT_USAGE
+    let steady = matches!(&finding.fact, Fact::Forecast(f) if f.forecast.course == Course::Steady);
+    eta <= config.imminent_seconds && (usage >= IMMINENT_USAGE || steady)
 }
 
 /// This task's claim on the budget: the nearest failure of a draining reason still in force
@@ -461,7 +466,7 @@ pub fn evidence_of(verdict: &Verdict) -> Reasons {
 mod tests {
     use super::*;
     use crate::judge::features::{Resource, ResourceForecast};
-    use crate::judge::forecast::{Forecast, Scale};
+    use crate::judge::forecast::{Course, Forecast, Scale};
 
     fn peer(task: &str, zone: &str, evidence: &[Reason]) -> Peer {
         Peer {
@@ -490,6 +495,10 @@ mod tests {
     }
 
     fn memory(level: f64, eta: f64) -> Finding {
+        memory_on(level, eta, Course::Unsettled)
+    }
+
+    fn memory_on(level: f64, eta: f64, course: Course) -> Finding {
         let forecast = Forecast {
             eta_seconds: eta,
             rate_per_second: 1.0,
@@ -497,6 +506,7 @@ mod tests {
             level,
             limit: 100.0,
             scale: Scale::Medium,
+            course,
         };
         let forecast = ResourceForecast {
             resource: Resource::Memory,
@@ -638,6 +648,23 @@ mod tests {
         );
         // More urgent than b by a bucket: this task is first.
         assert_eq!(served(vec![memory(99.0, 2.0)], &view(&leak, fleet(""))), (State::Draining, None));
+    }
+
+    #[test]
+    fn a_shared_forecast_growing_at_a_steady_pace_is_released_within_the_imminent_time() {
+        let leak = [Reason::MemoryExhaustion];
+        let fleet = vec![peer("b", "b", &leak), peer("c", "c", &leak)];
+        let at = |level: f64, eta: f64, course: Course| {
+            served(vec![memory_on(level, eta, course)], &view(&leak, fleet.clone()))
+        };
+        // A leak on a bad build, 60 % used, steady, 2 s from the limit: released, and first.
+        assert_eq!(at(60.0, 2.0, Course::Steady), (State::Draining, None));
+        // Steady but further than the imminent time: held.
+        assert_eq!(at(60.0, 45.0, Course::Steady), (State::Degraded, Some("fleet_wide".into())));
+        // A fill slowing towards its ceiling, or growth too new to tell: held until 95 %.
+        assert_eq!(at(60.0, 2.0, Course::Slowing), (State::Degraded, Some("fleet_wide".into())));
+        assert_eq!(at(60.0, 2.0, Course::Unsettled), (State::Degraded, Some("fleet_wide".into())));
+        assert_eq!(at(96.0, 2.0, Course::Slowing), (State::Draining, None));
     }
 
     #[test]

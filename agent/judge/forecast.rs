@@ -14,6 +14,11 @@
 //!   do): only the troughs — the low points after each drop — are fitted. A sawtooth whose troughs
 //!   do not rise yields nothing, however high its peaks go; a leak under the sawtooth raises the
 //!   troughs and yields an ETA for the peaks to reach the limit.
+//!
+//! A forecast also says whether the growth keeps its pace ([`Course`]): a leak grows at a steady
+//! rate, a cache filling towards its size slows down as it gets there. Nothing else tells the
+//! two apart before the fill stops, and the fleet needs to (a leak on every task is a bad build,
+//! a fill on every task is normal).
 
 use crate::judge::sample::Millis;
 use crate::judge::window::{Point, Series};
@@ -29,6 +34,40 @@ pub const MIN_TROUGHS: usize = 3;
 
 /// Most points any one fit uses; longer spans are thinned evenly (the fit is quadratic).
 const MAX_FIT_POINTS: usize = 48;
+
+/// The course of the growth is read from the means of this many consecutive bins ...
+pub const COURSE_BINS: usize = 4;
+/// ... of this many milliseconds each, ending at the latest point.
+pub const COURSE_BIN_MS: Millis = 5_000;
+/// Growth keeps its pace when each bin's rise is within these bounds of the one before.
+pub const STEADY_PACE: (f64, f64) = (0.9, 1.2);
+
+/// Whether growth keeps its pace over the last [`COURSE_BINS`] × [`COURSE_BIN_MS`].
+///
+/// An approach to a ceiling with time constant τ rises by a factor `exp(-bin/τ)` less in each
+/// bin than in the one before (0.88 for τ = 40 s with 5 s bins); a leak rises by the same amount
+/// (1.0). A fill slower than that is nearly a straight line over 20 s, but it is also too slow
+/// to run out within half a minute, which is what the fleet asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Course {
+    /// Too little history, a window that does not rise in every bin, growth that speeds up (as
+    /// at the onset of any growth), or a sawtooth.
+    Unsettled,
+    /// Every bin rises by [`STEADY_PACE`] of the one before.
+    Steady,
+    /// Some bin rises by less than [`STEADY_PACE`] of the one before: heading for a ceiling.
+    Slowing,
+}
+
+impl Course {
+    pub fn name(self) -> &'static str {
+        match self {
+            Course::Unsettled => "unsettled",
+            Course::Steady => "steady",
+            Course::Slowing => "slowing",
+        }
+    }
+}
 
 /// Where a forecast's trend came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +105,7 @@ pub struct Forecast {
     pub level: f64,
     pub limit: f64,
     pub scale: Scale,
+    pub course: Course,
 }
 
 /// A robust line through some points.
@@ -114,7 +154,45 @@ pub fn forecast(series: &Series, limit: f64, now: Millis) -> Option<Forecast> {
         level,
         limit,
         scale,
+        course: if sawtooth { Course::Unsettled } else { course(series) },
     })
+}
+
+/// Reads the [`Course`] of the growth at the end of `series`.
+pub fn course(series: &Series) -> Course {
+    let (Some(first), Some(last)) = (series.iter().next(), series.last()) else {
+        return Course::Unsettled;
+    };
+    let span = COURSE_BINS as Millis * COURSE_BIN_MS;
+    if last.at.saturating_sub(first.at) < span - COURSE_BIN_MS / 5 {
+        return Course::Unsettled;
+    }
+    // Bin `i` holds the points in (end - (BINS - i) × BIN, end - (BINS - i - 1) × BIN].
+    let start = last.at.saturating_sub(span);
+    let mut sums = [(0.0, 0u32); COURSE_BINS];
+    for point in series.iter().filter(|p| p.at > start) {
+        let bin = ((point.at - start - 1) / COURSE_BIN_MS) as usize;
+        let (sum, n) = &mut sums[bin.min(COURSE_BINS - 1)];
+        *sum += point.value;
+        *n += 1;
+    }
+    if sums.iter().any(|&(_, n)| n < 2) {
+        return Course::Unsettled;
+    }
+    let means = sums.map(|(sum, n)| sum / f64::from(n));
+    let mut slowing = false;
+    for i in 1..COURSE_BINS - 1 {
+        let (before, after) = (means[i] - means[i - 1], means[i + 1] - means[i]);
+        if before <= 0.0 || after <= 0.0 {
+            return Course::Unsettled;
+        }
+        let pace = after / before;
+        if pace > STEADY_PACE.1 {
+            return Course::Unsettled;
+        }
+        slowing |= pace < STEADY_PACE.0;
+    }
+    if slowing { Course::Slowing } else { Course::Steady }
 }
 
 /// Picks the scale for a series without drops; see the module documentation.
@@ -303,6 +381,41 @@ mod tests {
         let mut rng = Noise(11);
         let s = series(240, |t| ramp(t) + 1.0 * MB * rng.next());
         assert_eq!(eta(&s), None, "after the plateau has lasted a while");
+    }
+
+    /// The course at every second of `shape` sampled once a second for `seconds`.
+    fn courses(seconds: u64, mut shape: impl FnMut(f64) -> f64) -> Vec<Course> {
+        let mut s = Series::new();
+        (0..seconds)
+            .map(|t| {
+                s.push(t * 1000, shape(t as f64));
+                course(&s)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_leak_keeps_its_pace_and_a_fill_slows_down() {
+        // Flat at 100 MB for 60 s, then growth from t = 60 s.
+        let at_onset = |t: f64| (t - 60.0).max(0.0);
+        for rate in [0.5, 2.0, 6.0, 20.0] {
+            let mut rng = Noise(5);
+            let c = courses(150, |t| 100.0 * MB + rate * MB * at_onset(t) + 0.2 * rate * MB * rng.next());
+            assert!(c[..60].iter().all(|&c| c == Course::Unsettled), "{rate} MB/s: flat is unsettled");
+            assert!(c[60..75].iter().all(|&c| c != Course::Steady), "{rate} MB/s: too new to tell");
+            let steady = c[80..].iter().filter(|&&c| c == Course::Steady).count();
+            assert!(steady >= 65, "{rate} MB/s: steady on {steady} of 70 s");
+        }
+        for tau in [5.0, 10.0, 20.0, 30.0, 40.0] {
+            let fill = |t: f64| 100.0 * MB + 370.0 * MB * (1.0 - (-at_onset(t) / tau).exp());
+            let c = courses(200, fill);
+            assert!(!c.contains(&Course::Steady), "a fill with τ {tau} s never looks steady: {c:?}");
+            assert!(c[90..].iter().all(|&c| c != Course::Steady));
+        }
+        // A sawtooth has no course.
+        let s = series(120, |t| 200.0 * MB + 6.0 * MB * (t % 30.0) + 0.2 * MB * t);
+        assert_eq!(forecast(&s, LIMIT, 119_000).map(|f| f.course), Some(Course::Unsettled));
+        assert_eq!(course(&series(10, |t| 100.0 * MB + MB * t)), Course::Unsettled, "too short");
     }
 
     #[test]

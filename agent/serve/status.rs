@@ -104,6 +104,8 @@ pub struct ForecastDoc<'a> {
     pub limit: f64,
     /// The trend that gave the forecast: `20s`, `2m`, `history` or `troughs`.
     pub trend: &'static str,
+    /// Whether the growth of the last 20 s keeps its pace: `steady`, `slowing` or `unsettled`.
+    pub course: &'static str,
     pub warm: bool,
 }
 
@@ -364,6 +366,7 @@ impl<'a> From<&'a ResourceForecast> for ForecastDoc<'a> {
             level: f.forecast.level,
             limit: f.forecast.limit,
             trend: f.forecast.scale.name(),
+            course: f.forecast.course.name(),
             warm: f.warm,
         }
     }
@@ -567,7 +570,7 @@ mod tests {
     use crate::judge::evidence::{Fact, Reason};
     use crate::judge::features::{Resource, Saturation};
     use crate::judge::fleet::FleetOutcome;
-    use crate::judge::forecast::{Forecast, Scale};
+    use crate::judge::forecast::{Course, Forecast, Scale};
     use crate::judge::verdict::{Hold, Phase, State};
 
     const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/status/golden.json");
@@ -585,6 +588,7 @@ mod tests {
                 level: 400_000_000.0,
                 limit: 512_000_000.0,
                 scale: Scale::Medium,
+                course: Course::Unsettled,
             },
             warm: true,
         };

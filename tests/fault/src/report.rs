@@ -172,31 +172,51 @@ pub fn summarise(events: &[Event], outcomes: &[Outcome], context: &Context) -> A
     summary
 }
 
-/// The most tasks whose health port answered 503 at the same moment. A slot's 503 spell opens
-/// at a `health_red` event whose answer was 503 and closes at its next `health_green` or
-/// `health_red` (another answer), or when its stop is requested or its task stopped. A spell
-/// that closes at the moment another opens does not overlap it.
+/// The most live tasks whose health port answered 503 at the same moment: how much serving
+/// capacity the health answers took away at once, which the drain budget bounds. A slot's 503
+/// spell opens at a `health_red` event whose answer was 503 and closes at its next
+/// `health_green` or `health_red` (another answer), when its app exits, or when its stop is
+/// requested or its task stopped. From its app's exit to its next start a slot serves nothing,
+/// so its 503 (`processes_gone`) takes nothing away and opens no spell. A spell that closes at
+/// the moment another opens does not overlap it.
 pub fn draining_at_once(events: &[Event]) -> u64 {
     let is_503 =
         |e: &Event| e.kind == EventKind::HealthRed && e.detail.split_whitespace().next() == Some("503");
     let closes = |e: &Event| {
         matches!(
             e.kind,
-            EventKind::HealthGreen | EventKind::HealthRed | EventKind::StopRequested | EventKind::TaskStopped
+            EventKind::HealthGreen
+                | EventKind::HealthRed
+                | EventKind::StopRequested
+                | EventKind::TaskStopped
+                | EventKind::AppExit
+                | EventKind::AppStart
         )
     };
     let mut order: Vec<&Event> = events.iter().filter(|e| is_503(e) || closes(e)).collect();
     // Closings before openings at the same instant.
     order.sort_by(|a, b| a.t.total_cmp(&b.t).then(is_503(a).cmp(&is_503(b))));
     let mut open = std::collections::BTreeSet::new();
+    let mut exited = std::collections::BTreeSet::new();
     let mut most = 0;
     for event in order {
-        if is_503(event) {
-            open.insert(event.slot);
-            most = most.max(open.len());
-        } else {
-            open.remove(&event.slot);
+        match event.kind {
+            _ if is_503(event) => {
+                if !exited.contains(&event.slot) {
+                    open.insert(event.slot);
+                    most = most.max(open.len());
+                }
+                continue;
+            }
+            EventKind::AppExit => {
+                exited.insert(event.slot);
+            }
+            EventKind::AppStart => {
+                exited.remove(&event.slot);
+            }
+            _ => {}
         }
+        open.remove(&event.slot);
     }
     most as u64
 }
@@ -426,7 +446,7 @@ mod tests {
 
     #[test]
     fn draining_at_once_counts_overlapping_503_spells() {
-        use EventKind::{HealthGreen, StopRequested, TaskStopped};
+        use EventKind::{AppExit, AppStart, HealthGreen, StopRequested, TaskStopped};
         let rows: Vec<(&str, Vec<Event>, u64)> = vec![
             ("nothing red", vec![event(1.0, 1, HealthGreen)], 0),
             ("one spell", vec![red(1.0, 1, "503 draining: memory"), event(5.0, 1, HealthGreen)], 1),
@@ -462,6 +482,30 @@ mod tests {
                 1,
             ),
             ("a repeated 503 of one slot counts once", vec![red(1.0, 1, "503 a"), red(2.0, 1, "503 b")], 1),
+            (
+                "a slot whose app has exited takes nothing away",
+                vec![
+                    red(1.0, 1, "503 a"),
+                    event(2.0, 2, AppExit),
+                    red(2.5, 2, "503 processes_gone"),
+                    event(3.0, 3, AppExit),
+                    red(3.5, 3, "503 processes_gone"),
+                    event(4.0, 1, AppExit),
+                    red(4.5, 1, "503 processes_gone"),
+                ],
+                1,
+            ),
+            (
+                "an exit ends the spell and a restart makes the slot count again",
+                vec![
+                    red(1.0, 1, "503 a"),
+                    event(2.0, 1, AppExit),
+                    red(2.0, 2, "503 b"),
+                    event(3.0, 1, AppStart),
+                    red(4.0, 1, "503 c"),
+                ],
+                2,
+            ),
             (
                 "out of order input",
                 vec![event(9.0, 1, HealthGreen), red(2.0, 2, "503 b"), red(1.0, 1, "503 a")],
