@@ -92,7 +92,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         ENV_FLEET_IMMINENT,
         "30s",
-        "a fleet-wide resource forecast drains (within the budget) once the resource is 95 % used and runs out within this time",
+        "a fleet-wide resource forecast drains (within the budget) once it runs out within this time, growing at a steady pace or 95 % used",
     ),
     (ENV_LOG, "info", "log level: error, warn, info, debug"),
     (ENV_LOG_FORMAT, "json", "log line format: json or text"),

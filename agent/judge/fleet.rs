@@ -162,6 +162,8 @@ pub struct FleetOutcome {
     pub budget: usize,
     /// This task's claim on the budget (what it publishes as `vigil_drain_candidate_seconds`).
     pub candidate_seconds: Option<f64>,
+    /// Shared forecasts released to the budget that drain on this tick.
+    pub released: Reasons,
 }
 
 /// This task as the arbiter needs it.
@@ -171,6 +173,8 @@ pub struct Own<'a> {
     pub zone: &'a str,
     /// The verdict this task served on the previous tick was `draining`.
     pub was_draining: bool,
+    /// The shared forecasts the previous tick released and drained on ([`FleetOutcome::released`]).
+    pub was_released: Reasons,
     /// The reasons the views have shown as this task's for at least `seen_ms` ([`Sightings`]).
     pub seen: Reasons,
     /// Whether the views have shown this task's claim on the budget for at least `seen_ms`.
@@ -267,11 +271,17 @@ pub fn arbitrate(
         }
     };
     let in_force = |f: &Finding| f.state == State::Draining && !exempt(f.reason);
+    let mut released_shared = Reasons::default();
     for finding in findings.iter_mut().filter(|f| in_force(f)) {
         let shared = shared(finding.reason, own.zone, view, config);
-        let released = finding.reason.forecast() && imminent(finding, config);
-        if let Some(hold) = shared.filter(|_| !released) {
-            hold_back(finding, hold);
+        // Released stays released while the task drains on it: a forecast whose course wavers
+        // must not hand its slot back and forth.
+        let released = finding.reason.forecast()
+            && ((own.was_draining && own.was_released.contains(finding.reason)) || imminent(finding, config));
+        match shared {
+            Some(_) if released => released_shared.insert(finding.reason),
+            Some(hold) => hold_back(finding, hold),
+            None => {}
         }
     }
     // The claim is published before the view has seen the evidence, so that both reach the
@@ -298,9 +308,15 @@ pub fn arbitrate(
         }
     }
     findings.sort_by_key(|finding| std::cmp::Reverse(finding.state));
+    let released = findings
+        .iter()
+        .filter(|f| f.state == State::Draining && released_shared.contains(f.reason))
+        .map(|f| f.reason)
+        .collect();
     let outcome = FleetOutcome {
         used: true,
         unused: None,
+        released,
         age_ms: Some(now.saturating_sub(view.at)),
         peers: view.peers.len(),
         peers_draining,
@@ -524,7 +540,14 @@ mod tests {
     /// This task, with whatever the view shows of it seen for long enough.
     fn own(view: &FleetView) -> Own<'static> {
         let seen = view.own.as_ref().map_or(Reasons::default(), |own| own.evidence);
-        Own { task: "me", zone: "a", was_draining: false, seen, claim_seen: true }
+        Own {
+            task: "me",
+            zone: "a",
+            was_draining: false,
+            was_released: Reasons::default(),
+            seen,
+            claim_seen: true,
+        }
     }
 
     fn served(local: Vec<Finding>, view: &FleetView) -> (State, Option<String>) {
@@ -665,6 +688,30 @@ mod tests {
         assert_eq!(at(60.0, 2.0, Course::Slowing), (State::Degraded, Some("fleet_wide".into())));
         assert_eq!(at(60.0, 2.0, Course::Unsettled), (State::Degraded, Some("fleet_wide".into())));
         assert_eq!(at(96.0, 2.0, Course::Slowing), (State::Draining, None));
+
+        // Once released and draining, a wavering course keeps the slot; a task that was draining
+        // on something else does not release a shared forecast by that.
+        let view = view(&leak, fleet.clone());
+        let steady = arbitrate(
+            &verdict(vec![memory_on(60.0, 10.0, Course::Steady)]),
+            own(&view),
+            Some(&view),
+            2_000,
+            &FleetConfig::default(),
+        )
+        .1;
+        assert!(steady.released.contains(Reason::MemoryExhaustion));
+        let wavering = verdict(vec![memory_on(60.0, 9.0, Course::Unsettled)]);
+        let kept = Own { was_draining: true, was_released: steady.released, ..own(&view) };
+        assert_eq!(
+            arbitrate(&wavering, kept, Some(&view), 3_000, &FleetConfig::default()).0[0].state,
+            State::Draining
+        );
+        let other = Own { was_draining: true, ..own(&view) };
+        assert_eq!(
+            arbitrate(&wavering, other, Some(&view), 3_000, &FleetConfig::default()).0[0].state,
+            State::Degraded
+        );
     }
 
     #[test]
@@ -685,6 +732,7 @@ mod tests {
             &verdict(vec![fd()]),
             Own {
                 was_draining: true,
+                was_released: Reasons::default(),
                 task: "z",
                 zone: "a",
                 seen: alone.iter().copied().collect(),
@@ -719,6 +767,7 @@ mod tests {
                         task: me,
                         zone: "a",
                         was_draining: false,
+                        was_released: Reasons::default(),
                         seen: Reasons::default(),
                         claim_seen: true,
                     },

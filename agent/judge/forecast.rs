@@ -39,23 +39,25 @@ const MAX_FIT_POINTS: usize = 48;
 pub const COURSE_BINS: usize = 4;
 /// ... of this many milliseconds each, ending at the latest point.
 pub const COURSE_BIN_MS: Millis = 5_000;
-/// Growth keeps its pace when each bin's rise is within these bounds of the one before.
+/// Growth keeps its pace when the rate between each pair of neighbouring bins is within these
+/// bounds of the rate between the pair before.
 pub const STEADY_PACE: (f64, f64) = (0.9, 1.2);
 
 /// Whether growth keeps its pace over the last [`COURSE_BINS`] × [`COURSE_BIN_MS`].
 ///
-/// An approach to a ceiling with time constant τ rises by a factor `exp(-bin/τ)` less in each
-/// bin than in the one before (0.88 for τ = 40 s with 5 s bins); a leak rises by the same amount
-/// (1.0). A fill slower than that is nearly a straight line over 20 s, but it is also too slow
+/// Rates are taken between the bins' mean points (mean time, mean value), so a bin that holds
+/// one sample more or less than its neighbour does not change them. An approach to a ceiling
+/// with time constant τ slows by a factor `exp(-bin/τ)` from one rate to the next (0.88 for
+/// τ = 40 s with 5 s bins); a leak keeps its rate (1.0). A fill slower than that is nearly a straight line over 20 s, but it is also too slow
 /// to run out within half a minute, which is what the fleet asks about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Course {
     /// Too little history, a window that does not rise in every bin, growth that speeds up (as
     /// at the onset of any growth), or a sawtooth.
     Unsettled,
-    /// Every bin rises by [`STEADY_PACE`] of the one before.
+    /// Every rate is within [`STEADY_PACE`] of the one before.
     Steady,
-    /// Some bin rises by less than [`STEADY_PACE`] of the one before: heading for a ceiling.
+    /// Some rate is below [`STEADY_PACE`] of the one before: heading for a ceiling.
     Slowing,
 }
 
@@ -169,20 +171,23 @@ pub fn course(series: &Series) -> Course {
     }
     // Bin `i` holds the points in (end - (BINS - i) × BIN, end - (BINS - i - 1) × BIN].
     let start = last.at.saturating_sub(span);
-    let mut sums = [(0.0, 0u32); COURSE_BINS];
+    // Per bin: the sum of seconds after `start`, the sum of values, the number of points.
+    let mut sums = [(0.0, 0.0, 0u32); COURSE_BINS];
     for point in series.iter().filter(|p| p.at > start) {
         let bin = ((point.at - start - 1) / COURSE_BIN_MS) as usize;
-        let (sum, n) = &mut sums[bin.min(COURSE_BINS - 1)];
-        *sum += point.value;
+        let (at, value, n) = &mut sums[bin.min(COURSE_BINS - 1)];
+        *at += (point.at - start) as f64 / 1000.0;
+        *value += point.value;
         *n += 1;
     }
-    if sums.iter().any(|&(_, n)| n < 2) {
+    if sums.iter().any(|&(_, _, n)| n < 2) {
         return Course::Unsettled;
     }
-    let means = sums.map(|(sum, n)| sum / f64::from(n));
+    let means = sums.map(|(at, value, n)| (at / f64::from(n), value / f64::from(n)));
+    let rate = |i: usize| (means[i + 1].1 - means[i].1) / (means[i + 1].0 - means[i].0);
     let mut slowing = false;
     for i in 1..COURSE_BINS - 1 {
-        let (before, after) = (means[i] - means[i - 1], means[i + 1] - means[i]);
+        let (before, after) = (rate(i - 1), rate(i));
         if before <= 0.0 || after <= 0.0 {
             return Course::Unsettled;
         }

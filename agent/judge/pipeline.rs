@@ -57,6 +57,8 @@ pub struct Pipeline<S> {
     /// This task's id and zone, from the last metadata reading.
     identity: (String, String),
     sightings: Sightings,
+    /// The shared forecasts the fleet released on the previous tick ([`FleetOutcome::released`]).
+    released: Reasons,
 }
 
 impl<S: Scorer> Pipeline<S> {
@@ -71,6 +73,7 @@ impl<S: Scorer> Pipeline<S> {
             served: Verdict::initial(at),
             identity: Default::default(),
             sightings: Sightings::default(),
+            released: Reasons::default(),
         }
     }
 
@@ -118,10 +121,12 @@ impl<S: Scorer> Pipeline<S> {
             task: &self.identity.0,
             zone: &self.identity.1,
             was_draining: self.served.state == State::Draining,
+            was_released: self.released,
             seen,
             claim_seen: self.sightings.claim_seen(&self.fleet),
         };
         let (findings, outcome) = fleet::arbitrate(local, own, view, sample.at, &self.fleet);
+        self.released = outcome.released;
         let state = findings.first().map_or(State::Healthy, |finding| finding.state);
         let previous = self.served.state;
         self.served.findings = findings;

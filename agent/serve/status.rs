@@ -635,6 +635,7 @@ mod tests {
             peers_draining: 1,
             budget: 1,
             candidate_seconds: Some(0.0),
+            released: Default::default(),
         };
         snapshot.sources[Source::Proc.index()] = SourceStatus {
             enabled: true,
