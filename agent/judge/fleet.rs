@@ -173,7 +173,8 @@ pub struct Own<'a> {
     pub zone: &'a str,
     /// The verdict this task served on the previous tick was `draining`.
     pub was_draining: bool,
-    /// The shared forecasts the previous tick released and drained on ([`FleetOutcome::released`]).
+    /// The shared forecasts the previous tick released and served `draining` on
+    /// ([`FleetOutcome::released`]).
     pub was_released: Reasons,
     /// The reasons the views have shown as this task's for at least `seen_ms` ([`Sightings`]).
     pub seen: Reasons,
@@ -277,7 +278,7 @@ pub fn arbitrate(
         // Released stays released while the task drains on it: a forecast whose course wavers
         // must not hand its slot back and forth.
         let released = finding.reason.forecast()
-            && ((own.was_draining && own.was_released.contains(finding.reason)) || imminent(finding, config));
+            && (own.was_released.contains(finding.reason) || imminent(finding, config));
         match shared {
             Some(_) if released => released_shared.insert(finding.reason),
             Some(hold) => hold_back(finding, hold),

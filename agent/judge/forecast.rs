@@ -48,8 +48,9 @@ pub const STEADY_PACE: (f64, f64) = (0.9, 1.2);
 /// Rates are taken between the bins' mean points (mean time, mean value), so a bin that holds
 /// one sample more or less than its neighbour does not change them. An approach to a ceiling
 /// with time constant τ slows by a factor `exp(-bin/τ)` from one rate to the next (0.88 for
-/// τ = 40 s with 5 s bins); a leak keeps its rate (1.0). A fill slower than that is nearly a straight line over 20 s, but it is also too slow
-/// to run out within half a minute, which is what the fleet asks about.
+/// τ = 40 s with 5 s bins); a leak keeps its rate (1.0). A fill slower than that is nearly a
+/// straight line over 20 s, but it is also too slow to run out within half a minute, which is
+/// what the fleet asks about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Course {
     /// Too little history, a window that does not rise in every bin, growth that speeds up (as
@@ -173,7 +174,7 @@ pub fn course(series: &Series) -> Course {
     let start = last.at.saturating_sub(span);
     // Per bin: the sum of seconds after `start`, the sum of values, the number of points.
     let mut sums = [(0.0, 0.0, 0u32); COURSE_BINS];
-    for point in series.iter().filter(|p| p.at > start) {
+    for point in series.iter().rev().take_while(|p| p.at > start) {
         let bin = ((point.at - start - 1) / COURSE_BIN_MS) as usize;
         let (at, value, n) = &mut sums[bin.min(COURSE_BINS - 1)];
         *at += (point.at - start) as f64 / 1000.0;

@@ -200,23 +200,19 @@ pub fn draining_at_once(events: &[Event]) -> u64 {
     let mut exited = std::collections::BTreeSet::new();
     let mut most = 0;
     for event in order {
-        match event.kind {
-            _ if is_503(event) => {
-                if !exited.contains(&event.slot) {
-                    open.insert(event.slot);
-                    most = most.max(open.len());
-                }
-                continue;
+        if is_503(event) {
+            if !exited.contains(&event.slot) {
+                open.insert(event.slot);
+                most = most.max(open.len());
             }
-            EventKind::AppExit => {
-                exited.insert(event.slot);
-            }
-            EventKind::AppStart => {
-                exited.remove(&event.slot);
-            }
-            _ => {}
+            continue;
         }
         open.remove(&event.slot);
+        match event.kind {
+            EventKind::AppExit => exited.insert(event.slot),
+            EventKind::AppStart => exited.remove(&event.slot),
+            _ => false,
+        };
     }
     most as u64
 }
