@@ -396,6 +396,7 @@ impl Config {
             // Three queries missed, and at least 15 s: then the view is no view.
             stale_ms: (3 * fleet_interval.as_millis() as u64).max(15_000),
             imminent_seconds: fleet_imminent.as_secs_f64(),
+            answered_latency_seconds: app_health_timeout.as_secs_f64() / 2.0,
             ..crate::judge::fleet::FleetConfig::default()
         };
 

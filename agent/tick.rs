@@ -236,8 +236,7 @@ impl Agent {
     /// each source's errors.
     async fn read(&mut self) -> Sample {
         let at = self.shared.now();
-        let wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        let mut sample = Sample { at, wall_ms, ..Sample::default() };
+        let mut sample = Sample { at, wall_ms: wall_now_ms(), ..Sample::default() };
         let mut errors: Vec<SourceError> = Vec::new();
 
         self.sampler.sample(&mut sample, &mut errors);
@@ -253,13 +252,21 @@ impl Agent {
         };
         let probe = async {
             match &self.probe {
-                Some(probe) => Some(probe.probe().await),
+                // A miss is likely evidence: the view it will be weighed against is asked for
+                // while the miss is re-probed.
+                Some(probe) => {
+                    let ring = || self.fleet.as_ref().map_or((), FleetHandle::ring);
+                    Some((wall_now_ms(), probe.probe(ring).await))
+                }
                 None => None,
             }
         };
         let ((task, tmds_errors), probe) = tokio::join!(tmds, probe);
         sample.task = task;
-        sample.probe = probe;
+        if let Some((sent_ms, reading)) = probe {
+            sample.probe = Some(reading);
+            sample.probe_sent_ms = sent_ms;
+        }
         errors.extend(tmds_errors);
         self.read_fleet(&sample, &mut errors);
 
@@ -439,4 +446,9 @@ fn load_model(source: &ModelSource) -> Result<Option<(Model, String)>, StartErro
             Ok(Some((model, value)))
         }
     }
+}
+
+/// The wall clock, milliseconds since the Unix epoch (0 before it).
+fn wall_now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -35,7 +35,7 @@ use std::cmp::Ordering;
 
 use crate::judge::evidence::{Fact, Measure, Reason, StandOut};
 use crate::judge::forecast::Course;
-use crate::judge::sample::Millis;
+use crate::judge::sample::{Millis, ProbeReading};
 use crate::judge::verdict::{Finding, Hold, Phase, State, Verdict};
 
 /// A set of reasons, one bit per [`Reason::ALL`] position.
@@ -85,6 +85,9 @@ pub struct Peer {
     /// while it qualifies for a drain.
     pub candidate_seconds: Option<f64>,
     pub probe_latency_seconds: Option<f64>,
+    /// When the probe its app last answered was sent, wall clock ms; `None` while the app does
+    /// not answer.
+    pub answered_probe_sent_ms: Option<i64>,
     /// Its anomaly score over its calibrated threshold.
     pub anomaly_ratio: Option<f64>,
 }
@@ -118,6 +121,9 @@ pub struct FleetConfig {
     /// How long views must have shown this task's evidence before it may drain, so the peers'
     /// scrapes, which are not in step with this task's, have caught up with theirs.
     pub seen_ms: Millis,
+    /// A peer whose app answered within this many seconds answered normally (half the probe
+    /// timeout).
+    pub answered_latency_seconds: f64,
 }
 
 impl Default for FleetConfig {
@@ -129,6 +135,7 @@ impl Default for FleetConfig {
             imminent_seconds: 30.0,
             outlier_min_peers: 4,
             seen_ms: 1_000,
+            answered_latency_seconds: 0.5,
         }
     }
 }
@@ -180,6 +187,35 @@ pub struct Own<'a> {
     pub seen: Reasons,
     /// Whether the views have shown this task's claim on the budget for at least `seen_ms`.
     pub claim_seen: bool,
+    /// Since when this task's app has not answered ([`Silence`]).
+    pub unanswered_since_ms: Option<i64>,
+}
+
+/// Since when this task's app has not answered, as a wall-clock time the peers' answers can be
+/// compared with: the send time of the first unanswered probe, plus twice the app's last answer
+/// latency (at least 10 ms). The app was already failing then, so a peer's probe sent after it
+/// met the same dependencies: if it was answered quickly, they are fine.
+#[derive(Debug, Clone, Default)]
+pub struct Silence {
+    since_ms: Option<i64>,
+    last_latency_ms: u64,
+}
+
+impl Silence {
+    pub fn observe(&mut self, probe: Option<ProbeReading>, sent_ms: i64) -> Option<i64> {
+        match probe {
+            Some(ProbeReading::Answered { latency_ms, .. }) => {
+                self.last_latency_ms = latency_ms;
+                self.since_ms = None;
+            }
+            Some(ProbeReading::TimedOut | ProbeReading::Refused) => {
+                let margin = (2 * self.last_latency_ms).max(10) as i64;
+                self.since_ms = self.since_ms.or(Some(sent_ms + margin));
+            }
+            None => self.since_ms = None,
+        }
+        self.since_ms
+    }
 }
 
 /// Since when the fleet views have shown each of this task's reasons.
@@ -288,7 +324,8 @@ pub fn arbitrate(
     // The claim is published before the view has seen the evidence, so that both reach the
     // peers together.
     let claim = candidate(&findings);
-    for finding in findings.iter_mut().filter(|f| in_force(f) && !refused(f)) {
+    let alone = answered_since(own.unanswered_since_ms, view, config);
+    for finding in findings.iter_mut().filter(|f| in_force(f) && !refused(f) && !(alone && unanswered(f))) {
         // Claims made on the same tick by several tasks are all in the view only once this
         // task's own has been there a while: until then nobody may take a slot on it, or every
         // one of them would think itself first.
@@ -331,6 +368,26 @@ pub fn arbitrate(
 /// times probes out, it does not close ports, so it need not wait for the view.
 fn refused(finding: &Finding) -> bool {
     matches!(finding.fact, Fact::ProbeUnanswered { refused: true, .. })
+}
+
+/// A probe that timed out.
+fn unanswered(finding: &Finding) -> bool {
+    matches!(finding.fact, Fact::ProbeUnanswered { refused: false, .. })
+}
+
+/// Whether every peer's app answered, quickly, a probe sent after this task's app fell silent,
+/// and no peer shows `app_unresponsive`: then the silence is this task's alone, and the view
+/// that says so is already newer than it, so a timed-out probe need not wait for the view to
+/// show its own evidence. A peer that was not scraped since, or whose app is slow or silent
+/// too, leaves the question to the view (rule 2).
+fn answered_since(since: Option<i64>, view: &FleetView, config: &FleetConfig) -> bool {
+    let Some(since) = since else { return false };
+    !view.peers.is_empty()
+        && view.peers.iter().all(|peer| {
+            peer.answered_probe_sent_ms.is_some_and(|sent| sent >= since)
+                && peer.probe_latency_seconds.is_some_and(|l| l <= config.answered_latency_seconds)
+                && !peer.evidence.contains(Reason::AppUnresponsive)
+        })
 }
 
 /// Reasons that pass the fleet: the task is failing or stopping now.
@@ -548,6 +605,7 @@ mod tests {
             was_released: Reasons::default(),
             seen,
             claim_seen: true,
+            unanswered_since_ms: None,
         }
     }
 
@@ -597,6 +655,57 @@ mod tests {
             arbitrate(&verdict(vec![fd]), own, Some(&calm), 2_000, &FleetConfig::default());
         assert_eq!((findings[0].state, findings[0].held.clone()), (State::Degraded, Some(Hold::Unseen)));
         assert_eq!(outcome.candidate_seconds, Some(10.0), "the claim is still published");
+    }
+
+    #[test]
+    fn a_silent_app_need_not_wait_for_the_view_when_every_peer_has_answered_since() {
+        let since = 1_790_000_000_000;
+        let answered = |task: &str, sent: i64, latency: f64| Peer {
+            answered_probe_sent_ms: Some(sent),
+            probe_latency_seconds: Some(latency),
+            ..peer(task, task, &[])
+        };
+        let served = |peers: Vec<Peer>, since: Option<i64>| {
+            let view = view(&[], peers);
+            let own = Own { unanswered_since_ms: since, ..own(&view) };
+            let (findings, _) =
+                arbitrate(&verdict(vec![unresponsive()]), own, Some(&view), 2_000, &FleetConfig::default());
+            (findings[0].state, findings[0].held.as_ref().map(Hold::code))
+        };
+        let calm = || vec![answered("b", since + 40, 0.004), answered("c", since + 700, 0.010)];
+        assert_eq!(served(calm(), Some(since)), (State::Draining, None));
+        // Without a silence to compare with, or with a peer not asked since: the view decides.
+        assert_eq!(served(calm(), None), (State::Degraded, Some("fleet_unseen")));
+        let asked_before = vec![answered("b", since - 1, 0.004), answered("c", since + 700, 0.010)];
+        assert_eq!(served(asked_before, Some(since)), (State::Degraded, Some("fleet_unseen")));
+        // A peer that answered slowly, or not at all, may be in the same trouble.
+        let slow = vec![answered("b", since + 40, 0.9), answered("c", since + 700, 0.010)];
+        assert_eq!(served(slow, Some(since)), (State::Degraded, Some("fleet_unseen")));
+        let silent = vec![peer("b", "b", &[]), answered("c", since + 700, 0.010)];
+        assert_eq!(served(silent, Some(since)), (State::Degraded, Some("fleet_unseen")));
+        // A peer showing the evidence makes it fleet-wide, whatever it answered before.
+        let sharing = vec![
+            Peer {
+                evidence: [Reason::AppUnresponsive].into_iter().collect(),
+                ..answered("b", since + 40, 0.004)
+            },
+            answered("c", since + 700, 0.010),
+        ];
+        assert_eq!(served(sharing, Some(since)), (State::Degraded, Some("fleet_wide")));
+    }
+
+    #[test]
+    fn silence_counts_from_the_first_unanswered_probe_with_a_margin() {
+        let mut silence = Silence::default();
+        let answered = Some(ProbeReading::Answered { status: 200, latency_ms: 30 });
+        assert_eq!(silence.observe(answered, 1_000), None);
+        assert_eq!(silence.observe(Some(ProbeReading::TimedOut), 2_000), Some(2_060));
+        assert_eq!(silence.observe(Some(ProbeReading::TimedOut), 3_000), Some(2_060), "from the first");
+        assert_eq!(silence.observe(answered, 4_000), None);
+        let quick = Some(ProbeReading::Answered { status: 200, latency_ms: 1 });
+        assert_eq!(silence.observe(quick, 5_000), None);
+        assert_eq!(silence.observe(Some(ProbeReading::Refused), 6_000), Some(6_010), "at least 10 ms");
+        assert_eq!(silence.observe(None, 7_000), None);
     }
 
     #[test]
@@ -738,6 +847,7 @@ mod tests {
                 zone: "a",
                 seen: alone.iter().copied().collect(),
                 claim_seen: true,
+                unanswered_since_ms: None,
             },
             Some(&view(
                 &alone,
@@ -771,6 +881,7 @@ mod tests {
                         was_released: Reasons::default(),
                         seen: Reasons::default(),
                         claim_seen: true,
+                        unanswered_since_ms: None,
                     },
                     11.0,
                     &peers,

@@ -9,7 +9,9 @@
 use crate::judge::anomaly::{Reading, Scorer, Scoring};
 use crate::judge::evidence::{Inputs, Rules, RulesConfig};
 use crate::judge::features::{FeatureConfig, Features, Signals};
-use crate::judge::fleet::{self, FleetConfig, FleetOutcome, FleetView, Own, Peer, Reasons, Sightings};
+use crate::judge::fleet::{
+    self, FleetConfig, FleetOutcome, FleetView, Own, Peer, Reasons, Sightings, Silence,
+};
 use crate::judge::restarts::{RestartFindings, RestartTracker};
 use crate::judge::sample::{Millis, ProbeReading, Sample};
 use crate::judge::vector::{self, Raw};
@@ -57,6 +59,7 @@ pub struct Pipeline<S> {
     /// This task's id and zone, from the last metadata reading.
     identity: (String, String),
     sightings: Sightings,
+    silence: Silence,
     /// The shared forecasts the fleet released on the previous tick ([`FleetOutcome::released`]).
     released: Reasons,
 }
@@ -73,6 +76,7 @@ impl<S: Scorer> Pipeline<S> {
             served: Verdict::initial(at),
             identity: Default::default(),
             sightings: Sightings::default(),
+            silence: Silence::default(),
             released: Reasons::default(),
         }
     }
@@ -124,6 +128,7 @@ impl<S: Scorer> Pipeline<S> {
             was_released: self.released,
             seen,
             claim_seen: self.sightings.claim_seen(&self.fleet),
+            unanswered_since_ms: self.silence.observe(sample.probe, sample.probe_sent_ms),
         };
         let (findings, outcome) = fleet::arbitrate(local, own, view, sample.at, &self.fleet);
         self.released = outcome.released;
@@ -449,10 +454,16 @@ mod tests {
         let mut view: Option<FleetView> = None;
         for t in 0..seconds {
             if prometheus_up(t) && t >= 2 {
+                // The peers as scraped two ticks ago: their apps answered a probe sent 50 ms
+                // into that tick, unless they show the hang too.
+                let evidence = peers(t - 2);
+                let answered = !evidence.contains(Reason::AppUnresponsive);
                 let peer = |task: &str| Peer {
                     task: task.into(),
                     zone: task.into(),
-                    evidence: peers(t - 2),
+                    evidence,
+                    answered_probe_sent_ms: answered.then(|| tick(t - 2).wall_ms + 50),
+                    probe_latency_seconds: answered.then_some(0.004),
                     ..Peer::default()
                 };
                 view = Some(FleetView {
@@ -467,6 +478,7 @@ mod tests {
                 });
             }
             let mut sample = tick(t);
+            sample.probe_sent_ms = sample.wall_ms + 3;
             with_task(&mut sample, None);
             sample.task.as_mut().unwrap().task_arn = "arn:aws:ecs:r:1:task/c/me".into();
             world(t, &mut sample);
@@ -498,11 +510,11 @@ mod tests {
     }
 
     #[test]
-    fn with_calm_peers_a_hang_drains_once_the_fleet_has_seen_it() {
+    fn with_calm_peers_a_hang_drains_once_they_have_answered_since() {
         let (outcome, holds) = run_in_fleet(120, hang_from(100), |_| Reasons::default(), |_| true);
-        // One (re-probed) miss is evidence at 100; the view shows it at 102 and, a second
-        // later, still: the peers have caught up.
-        assert_eq!(outcome.first_drain(), Some(103));
+        // One (re-probed) miss is evidence at 100; the view of 102 holds the peers' answers to
+        // probes sent 50 ms into tick 100, after this task's went unanswered.
+        assert_eq!(outcome.first_drain(), Some(102));
         assert_eq!(outcome.drained_for, ["app_unresponsive"]);
         assert_eq!(holds, [(100, "fleet_unseen".to_string())]);
     }

@@ -30,6 +30,9 @@ pub struct Sample {
     pub task: Option<TaskReading>,
     /// The result of probing the app's own health URL, when one is configured.
     pub probe: Option<ProbeReading>,
+    /// When that probe's first request was sent, wall clock (ms since the Unix epoch): the
+    /// peers compare it with when theirs answered.
+    pub probe_sent_ms: i64,
 }
 
 /// One watched process, from `/proc/<pid>/{stat,status,limits,fd,cmdline}`.

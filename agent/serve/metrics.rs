@@ -513,7 +513,12 @@ fn local_families(snapshot: &Snapshot, out: &mut Vec<Family>) {
                 "How long the app took to answer its health URL",
             );
             latency.one(latency_ms as f64 / 1000.0);
-            out.extend([code, latency]);
+            let mut sent = Family::gauge(
+                "vigil_app_probe_sent_timestamp_seconds",
+                "When the probe the app last answered was sent, Unix time (absent while it does not answer)",
+            );
+            sent.one(sample.probe_sent_ms as f64 / 1000.0);
+            out.extend([code, latency, sent]);
         }
     }
 }

@@ -764,6 +764,7 @@ mod tests {
                 stats_stale: false,
             }),
             probe: Some(ProbeReading::Answered { status: 200, latency_ms: 3 }),
+            probe_sent_ms: 1_790_000_000_010,
         };
         snapshot
     }

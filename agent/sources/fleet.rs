@@ -32,11 +32,12 @@ pub const MAX_TASKS: usize = 5_000;
 
 /// The series each vigil publishes for its peers (see `serve::metrics`).
 pub const INFO_METRIC: &str = "vigil_task_info";
-pub const PEER_METRICS: [&str; 5] = [
+pub const PEER_METRICS: [&str; 6] = [
     "vigil_draining",
     "vigil_reason_evidence",
     "vigil_drain_candidate_seconds",
     "vigil_app_probe_latency_seconds",
+    "vigil_app_probe_sent_timestamp_seconds",
     "vigil_anomaly_ratio",
 ];
 
@@ -155,6 +156,9 @@ pub fn parse(body: &[u8], own: &str, at: Millis) -> Result<FleetView, FleetError
             "vigil_app_probe_latency_seconds" if value.is_finite() => {
                 peer.probe_latency_seconds = Some(value)
             }
+            "vigil_app_probe_sent_timestamp_seconds" if value.is_finite() => {
+                peer.answered_probe_sent_ms = Some((value * 1000.0).round() as i64)
+            }
             "vigil_anomaly_ratio" if value.is_finite() => peer.anomaly_ratio = Some(value),
             _ => {}
         }
@@ -209,6 +213,11 @@ impl FleetHandle {
         if waiting && !was {
             self.bell.notify_one();
         }
+    }
+
+    /// Asks for a view as soon as the rate allows, once.
+    pub fn ring(&self) {
+        self.bell.notify_one();
     }
 
     fn waiting(&self) -> bool {
@@ -340,7 +349,7 @@ mod tests {
         );
         let q = query(&identity(), "");
         assert!(q.starts_with("vigil_task_info{"), "{q}");
-        assert!(q.contains(r#"{__name__=~"vigil_draining|vigil_reason_evidence|vigil_drain_candidate_seconds|vigil_app_probe_latency_seconds|vigil_anomaly_ratio"} and on(job, instance) vigil_task_info{"#), "{q}");
+        assert!(q.contains(r#"{__name__=~"vigil_draining|vigil_reason_evidence|vigil_drain_candidate_seconds|vigil_app_probe_latency_seconds|vigil_app_probe_sent_timestamp_seconds|vigil_anomaly_ratio"} and on(job, instance) vigil_task_info{"#), "{q}");
     }
 
     fn series(name: &str, instance: &str, labels: &[(&str, &str)], value: &str) -> Value {
@@ -373,6 +382,7 @@ mod tests {
             series("vigil_draining", "10.0.0.3:9797", &[], "1"),
             series("vigil_drain_candidate_seconds", "10.0.0.3:9797", &[], "12.5"),
             series("vigil_app_probe_latency_seconds", "10.0.0.2:9797", &[], "0.004"),
+            series("vigil_app_probe_sent_timestamp_seconds", "10.0.0.2:9797", &[], "1790000000.125"),
             series("vigil_anomaly_ratio", "10.0.0.2:9797", &[], "NaN"),
             // Not a vigil of this service: no info series.
             series("vigil_draining", "10.9.9.9:9797", &[], "1"),
@@ -388,6 +398,7 @@ mod tests {
         assert_eq!((t2.task.as_str(), t2.zone.as_str(), t2.draining), ("t2", "b", false));
         assert!(t2.evidence.contains(Reason::AppUnresponsive));
         assert_eq!((t2.probe_latency_seconds, t2.anomaly_ratio), (Some(0.004), None));
+        assert_eq!(t2.answered_probe_sent_ms, Some(1_790_000_000_125));
         let t3 = &view.peers[1];
         assert_eq!((t3.draining, t3.candidate_seconds), (true, Some(12.5)));
     }

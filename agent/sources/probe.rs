@@ -40,9 +40,14 @@ impl AppProbe {
     }
 
     /// One probe, and on a miss one quick re-probe if set up: the reading is the re-probe's.
-    pub async fn probe(&self) -> ProbeReading {
+    /// `on_miss` is called when the first probe missed, before the re-probe (the fleet view is
+    /// asked for meanwhile).
+    pub async fn probe(&self, on_miss: impl FnOnce()) -> ProbeReading {
         match (self.once(None).await, self.reprobe_timeout) {
-            (ProbeReading::Refused | ProbeReading::TimedOut, Some(timeout)) => self.once(Some(timeout)).await,
+            (ProbeReading::Refused | ProbeReading::TimedOut, Some(timeout)) => {
+                on_miss();
+                self.once(Some(timeout)).await
+            }
             (reading, _) => reading,
         }
     }

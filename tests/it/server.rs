@@ -163,6 +163,7 @@ pub fn full_snapshot() -> Snapshot {
             stats_stale: false,
         }),
         probe: Some(ProbeReading::Answered { status: 200, latency_ms: 12 }),
+        probe_sent_ms: 1_700_000_000_250,
     };
     let mut judge = Pipeline::<NoModel>::new(PipelineConfig::default(), None, 0);
     let step = judge.step(&sample, false, None);
