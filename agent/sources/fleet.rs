@@ -419,6 +419,8 @@ mod tests {
             [("t2", true, vec![]), ("t3", false, vec![Reason::AppUnresponsive, Reason::FdExhaustion])]
         );
         assert!(view.peers.iter().all(|p| p.probe_latency_seconds == Some(0.004)));
+        let sent: Vec<Option<i64>> = view.peers.iter().map(|p| p.answered_probe_sent_ms).collect();
+        assert_eq!(sent, [Some(1_796_530_419_125), Some(1_796_530_419_250)]);
     }
 
     #[test]
