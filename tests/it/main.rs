@@ -7,4 +7,5 @@ mod fleet;
 mod model;
 mod offline;
 mod server;
+mod shipping;
 mod tmds;

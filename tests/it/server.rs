@@ -17,9 +17,9 @@ use vigil::serve::server;
 use vigil::serve::shared::Shared;
 use vigil::serve::snapshot::{AnomalyStatus, Snapshot, SourceStatus};
 
-struct Running {
-    address: SocketAddr,
-    shared: Arc<Shared>,
+pub struct Running {
+    pub address: SocketAddr,
+    pub shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -31,7 +31,7 @@ impl Drop for Running {
     }
 }
 
-async fn start(interval: Duration) -> Running {
+pub async fn start(interval: Duration) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let shared = Arc::new(Shared::new(Mode::Local, interval));
@@ -42,7 +42,7 @@ async fn start(interval: Duration) -> Running {
     Running { address, shared, stop: Some(stop) }
 }
 
-async fn get(address: SocketAddr, path: &str) -> (u16, String, String) {
+pub async fn get(address: SocketAddr, path: &str) -> (u16, String, String) {
     request(reqwest::Method::GET, address, path, None).await
 }
 
