@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::log::{Format, Level};
 
 pub const ENV_LISTEN: &str = "VIGIL_LISTEN";
+pub const ENV_AGENT_CHECK_LISTEN: &str = "VIGIL_AGENT_CHECK_LISTEN";
 pub const ENV_INTERVAL: &str = "VIGIL_INTERVAL";
 pub const ENV_APP_HEALTH_URL: &str = "VIGIL_APP_HEALTH_URL";
 pub const ENV_APP_HEALTH_TIMEOUT: &str = "VIGIL_APP_HEALTH_TIMEOUT";
@@ -39,6 +40,11 @@ pub const ENV_TMDS: &str = "ECS_CONTAINER_METADATA_URI_V4";
 /// Every variable, with its default, for `--help` and the README.
 pub const VARIABLES: &[(&str, &str, &str)] = &[
     (ENV_LISTEN, "0.0.0.0:9797", "address of the HTTP server"),
+    (
+        ENV_AGENT_CHECK_LISTEN,
+        "unset",
+        "address of an HAProxy agent-check listener (e.g. 0.0.0.0:9798): one line per connection, up ready 100%, up ready 50% (degraded) or drain",
+    ),
     (ENV_INTERVAL, "1s", "tick interval (100ms to 60s)"),
     (ENV_APP_HEALTH_URL, "unset", "http:// URL of the app's own health endpoint, probed every tick"),
     (ENV_APP_HEALTH_TIMEOUT, "1s", "how long a probe of the app may take (at most the interval)"),
@@ -101,10 +107,23 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (ENV_TMDS, "unset", "set by ECS: the Task Metadata Service v4 base URL; unset means local mode"),
 ];
 
+/// The names in `names` that look like vigil's (`VIGIL_` prefix) but are none of
+/// [`VARIABLES`]: a misspelt setting, which would otherwise fall back to its default unseen.
+pub fn unknown_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut unknown: Vec<&str> = names
+        .into_iter()
+        .filter(|name| name.starts_with("VIGIL_") && !VARIABLES.iter().any(|(known, _, _)| known == name))
+        .collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    unknown
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub agent_check_listen: Option<SocketAddr>,
     pub interval: Duration,
     pub app_health_url: Option<String>,
     pub app_health_timeout: Duration,
@@ -215,6 +234,13 @@ impl Config {
                 .trim()
                 .parse()
                 .map_err(|_| invalid(ENV_LISTEN, &value, "expected address:port, e.g. 0.0.0.0:9797"))?,
+        };
+
+        let agent_check_listen = match get(ENV_AGENT_CHECK_LISTEN) {
+            None => None,
+            Some(value) => Some(value.trim().parse().map_err(|_| {
+                invalid(ENV_AGENT_CHECK_LISTEN, &value, "expected address:port, e.g. 0.0.0.0:9798")
+            })?),
         };
 
         let interval = match get(ENV_INTERVAL) {
@@ -407,6 +433,7 @@ impl Config {
 
         Ok(Config {
             listen,
+            agent_check_listen,
             interval,
             app_health_url,
             app_health_timeout,
@@ -638,5 +665,12 @@ mod tests {
         let config = config(&[(ENV_INTERVAL, ""), (ENV_APP_HEALTH_URL, " ")]).unwrap();
         assert_eq!(config.interval, Duration::from_secs(1));
         assert!(config.app_health_url.is_none());
+    }
+
+    #[test]
+    fn misspelt_settings_are_named() {
+        let names = ["VIGIL_DRAIN_HORIZEN", "VIGIL_LISTEN", "PATH", "VIGIL_FLEET_URL", "VIGIL_X", "VIGIL_X"];
+        assert_eq!(unknown_variables(names), vec!["VIGIL_DRAIN_HORIZEN", "VIGIL_X"]);
+        assert!(unknown_variables(VARIABLES.iter().map(|(name, _, _)| *name)).is_empty());
     }
 }

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         }
         Command::Vectors(args) => return offline::vectors(&args),
         Command::Replay(args) => return offline::replay(&args),
-        Command::Run | Command::Probe => {}
+        Command::Run | Command::Probe | Command::Check => {}
     }
 
     let config = match Config::from_env() {
@@ -34,6 +34,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if command == Command::Check {
+        return commands::check(&config);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -2,7 +2,8 @@
 //! statuses. One module per command; `main` only dispatches.
 //!
 //! Exit codes: 0 after a drain, 64 for invalid configuration or usage, 1 when the port cannot
-//! be bound; `vigil probe` exits 0 if `/health` answers 200 within 2 s, else 1. The offline
+//! be bound; `vigil probe` exits 0 if `/health` answers 200 within 2 s, else 1; `vigil check`
+//! exits 0 for valid settings, 64 for an invalid or unknown one. The offline
 //! commands exit 64 for bad arguments or an unusable `--model`, 65 for an input file they
 //! cannot parse, 66 for one they cannot read, 70 if the model fails to run, 73 when the output
 //! cannot be created and 74 when writing fails.
@@ -28,6 +29,8 @@ pub enum Command {
     Run,
     /// `vigil probe`.
     Probe,
+    /// `vigil check`: validate the environment's settings and exit.
+    Check,
     /// `vigil vectors ...` with the arguments after the command name.
     Vectors(Vec<String>),
     /// `vigil replay ...` with the arguments after the command name.
@@ -46,6 +49,7 @@ impl Command {
             Some("-h" | "--help" | "help") => Command::Help,
             Some("-V" | "--version") => Command::Version,
             Some("probe") if args.len() == 1 => Command::Probe,
+            Some("check") if args.len() == 1 => Command::Check,
             Some("vectors") => Command::Vectors(args[1..].to_vec()),
             Some("replay") => Command::Replay(args[1..].to_vec()),
             Some(other) => Command::Unknown(format!("unknown argument {other:?}; see vigil --help")),
@@ -59,6 +63,8 @@ pub fn usage() -> String {
         "vigil {} — takes an ECS task out of its load balancer before it fails\n\n\
          Usage:\n  vigil            run the agent (configured by environment variables)\n  \
          vigil probe      exit 0 if /health answers 200 within 2 s, else 1\n  \
+         vigil check      validate the settings in the environment: exit 0, or 64 naming an invalid\n                   \
+         value or a VIGIL_ variable that is not a setting\n  \
          vigil vectors <recording.csv>\n                   \
          print the model's input vectors of a VIGIL_RECORD file (or a NAB file):\n                   \
          a header, then <unix_ms>,v0,...,v63 for each tick once 8 ticks are in the window\n  \
@@ -77,6 +83,24 @@ pub fn usage() -> String {
     text
 }
 
+/// `vigil check`: the configuration already parsed from the environment is valid; this also
+/// refuses `VIGIL_` variables that are not settings, which the agent only warns about.
+pub fn check(config: &config::Config) -> std::process::ExitCode {
+    let names: Vec<String> = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()).collect();
+    let unknown = config::unknown_variables(names.iter().map(String::as_str));
+    if !unknown.is_empty() {
+        eprintln!("vigil: not a vigil setting: {} (see vigil --help)", unknown.join(", "));
+        return std::process::ExitCode::from(EXIT_USAGE);
+    }
+    println!(
+        "vigil: settings ok ({} mode, listening on {}, drain horizon {} s)",
+        config.mode().name(),
+        config.listen,
+        config.drain_horizon.as_secs()
+    );
+    std::process::ExitCode::SUCCESS
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +116,7 @@ mod tests {
         assert_eq!(parse(&["help"]), Command::Help);
         assert_eq!(parse(&["-V"]), Command::Version);
         assert_eq!(parse(&["probe"]), Command::Probe);
+        assert_eq!(parse(&["check"]), Command::Check);
         assert_eq!(parse(&["vectors", "a.csv"]), Command::Vectors(vec!["a.csv".into()]));
         assert_eq!(
             parse(&["replay", "a.csv", "--out", "b"]),

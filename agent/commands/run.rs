@@ -11,8 +11,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::EXIT_USAGE;
 use crate::config::{Config, Mode};
 use crate::log;
-use crate::serve::server;
 use crate::serve::shared::Shared;
+use crate::serve::{agent_check, server};
 use crate::tick::{Agent, StartError};
 
 /// Runs the agent until a stop signal and the drain that follows it.
@@ -36,6 +36,14 @@ pub async fn run(config: Config) -> ExitCode {
         }),
     );
 
+    let names: Vec<String> = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()).collect();
+    for name in crate::config::unknown_variables(names.iter().map(String::as_str)) {
+        log::warn(
+            "unknown_setting",
+            json!({"name": name, "detail": "not a vigil setting: see vigil --help"}),
+        );
+    }
+
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -50,6 +58,20 @@ pub async fn run(config: Config) -> ExitCode {
     if let Ok(address) = listener.local_addr() {
         log::info("listening", json!({"address": address.to_string()}));
     }
+    let agent_check = match config.agent_check_listen {
+        None => None,
+        Some(address) => match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => {
+                let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                log::info("listening", json!({"address": bound, "protocol": "haproxy agent-check"}));
+                Some(listener)
+            }
+            Err(error) => {
+                log::error("bind_failed", json!({"listen": address.to_string(), "error": error.to_string()}));
+                return ExitCode::FAILURE;
+            }
+        },
+    };
 
     let shared = Arc::new(Shared::new(mode, config.interval));
     let agent = match Agent::new(&config, Arc::clone(&shared)) {
@@ -77,6 +99,12 @@ pub async fn run(config: Config) -> ExitCode {
     let server = tokio::spawn(server::serve(listener, Arc::clone(&shared), async {
         let _ = server_stopped.await;
     }));
+    let (stop_agent_check, agent_check_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(listener) = agent_check {
+        tokio::spawn(agent_check::serve(listener, Arc::clone(&shared), async {
+            let _ = agent_check_stopped.await;
+        }));
+    }
     tokio::spawn(agent.run());
 
     let signal_name = tokio::select! {
@@ -94,6 +122,7 @@ pub async fn run(config: Config) -> ExitCode {
         _ = interrupt.recv() => true,
     };
     let _ = stop_server.send(());
+    let _ = stop_agent_check.send(());
     let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
     log::info("exit", json!({"drained": !second_signal}));
     ExitCode::SUCCESS

@@ -121,3 +121,41 @@ async fn a_misspelt_metric_is_reported_missing() {
     assert_eq!(queried.len(), 2, "{queried:?}");
     assert_eq!(missing(&queried, &exposed), vec!["vigil_helth_state".to_string()]);
 }
+
+/// Reads what the agent-check listener says to one connection, up to its close.
+async fn agent_line(address: std::net::SocketAddr) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut text)).await.unwrap().unwrap();
+    text
+}
+
+#[tokio::test]
+async fn agent_check_says_one_line_per_connection_and_drain_on_stop() {
+    use std::sync::Arc;
+    use vigil::config::Mode;
+    use vigil::serve::agent_check;
+    use vigil::serve::shared::Shared;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let shared = Arc::new(Shared::new(Mode::Local, Duration::from_secs(1)));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(agent_check::serve(listener, Arc::clone(&shared), async {
+        let _ = stopped.await;
+    }));
+    shared.publish(full_snapshot());
+    assert_eq!(agent_line(address).await, "up ready 100%\n");
+
+    // Clients that connect and never read hold nothing: the next one is still answered.
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(tokio::net::TcpStream::connect(address).await.unwrap());
+    }
+    assert_eq!(agent_line(address).await, "up ready 100%\n");
+
+    shared.stop();
+    assert_eq!(agent_line(address).await, "drain\n");
+    let _ = stop.send(());
+}
