@@ -375,6 +375,7 @@ async fn effects_loop(demo: Arc<Demo>) {
             | FaultKind::Latency
             | FaultKind::Errors
             | FaultKind::Kill
+            | FaultKind::KillSidecar
             | FaultKind::PacketLoss
             | FaultKind::IoStress
             | FaultKind::PrometheusStop => {}

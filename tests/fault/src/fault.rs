@@ -40,6 +40,9 @@ pub enum FaultKind {
     DiskFill,
     /// Harness: SIGKILL the app once (FIS `aws:ecs:task-kill-process`).
     Kill,
+    /// Harness: SIGKILL the sidecar (vigil), not the app; the task init restarts it as the
+    /// sidecar's ECS restart policy does.
+    KillSidecar,
     /// Harness: drop `percent` % of the packets to the app port inside the task's namespace
     /// (nftables; FIS `aws:ecs:task-network-packet-loss`).
     PacketLoss,
@@ -68,6 +71,7 @@ impl FaultKind {
             FaultKind::Plateau => "plateau",
             FaultKind::DiskFill => "disk-fill",
             FaultKind::Kill => "kill",
+            FaultKind::KillSidecar => "kill-sidecar",
             FaultKind::PacketLoss => "packet-loss",
             FaultKind::IoStress => "io-stress",
             FaultKind::PrometheusStop => "prometheus-stop",
@@ -78,7 +82,11 @@ impl FaultKind {
     pub fn is_harness(self) -> bool {
         matches!(
             self,
-            FaultKind::Kill | FaultKind::PacketLoss | FaultKind::IoStress | FaultKind::PrometheusStop
+            FaultKind::Kill
+                | FaultKind::KillSidecar
+                | FaultKind::PacketLoss
+                | FaultKind::IoStress
+                | FaultKind::PrometheusStop
         )
     }
 
@@ -88,7 +96,7 @@ impl FaultKind {
     }
 
     /// Every kind, for error messages and documentation.
-    pub const ALL: [FaultKind; 16] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::None,
         FaultKind::MemLeak,
         FaultKind::FdLeak,
@@ -102,6 +110,7 @@ impl FaultKind {
         FaultKind::Plateau,
         FaultKind::DiskFill,
         FaultKind::Kill,
+        FaultKind::KillSidecar,
         FaultKind::PacketLoss,
         FaultKind::IoStress,
         FaultKind::PrometheusStop,
@@ -114,7 +123,11 @@ impl FaultKind {
     /// The parameters this kind reads besides `after` and `for`; anything else is an error.
     fn keys(self) -> &'static [&'static str] {
         match self {
-            FaultKind::None | FaultKind::Hang | FaultKind::Kill | FaultKind::PrometheusStop => &[],
+            FaultKind::None
+            | FaultKind::Hang
+            | FaultKind::Kill
+            | FaultKind::KillSidecar
+            | FaultKind::PrometheusStop => &[],
             FaultKind::MemLeak => &["rate", "step"],
             FaultKind::FdLeak | FaultKind::ThreadLeak | FaultKind::DiskFill => &["rate"],
             FaultKind::Latency => &["rate", "max", "health"],

@@ -5,7 +5,8 @@
 //!
 //! Endpoints on `0.0.0.0:<tmds port>` of the task's namespace: `/v4/<id>`, `/v4/<id>/task`,
 //! `/v4/<id>/stats`, `/v4/<id>/task/stats` (the metadata service), and for the harness
-//! `GET /vgf/state` and `POST /vgf/kill` (SIGKILL the app, the FIS `task-kill-process` action).
+//! `GET /vgf/state`, `POST /vgf/kill` (SIGKILL the app, the FIS `task-kill-process` action) and
+//! `POST /vgf/kill-sidecar` (SIGKILL the sidecar under test).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -55,6 +56,10 @@ pub struct InitSpec {
     pub tmds_port: u16,
     pub tmds_refresh_ms: u64,
     pub restart_policy: bool,
+    /// Whether the sidecar has a restart policy too (the same attempt period and delay), as the
+    /// shipped task definition gives vigil.
+    #[serde(default)]
+    pub sidecar_restart_policy: bool,
     pub restart_attempt_period_s: f64,
     pub restart_delay_ms: u64,
     pub stop_timeout_s: f64,
@@ -101,6 +106,7 @@ struct Shared {
     app: ContainerInfo,
     sidecar: Option<ContainerInfo>,
     app_pid: Option<u32>,
+    sidecar_pid: Option<u32>,
     /// The cached `/task/stats` document, refreshed every `tmds_refresh_ms`.
     stats: Value,
 }
@@ -156,8 +162,9 @@ fn initial_state(spec: &InitSpec) -> Shared {
             storage_reserved_mib: spec.ephemeral_mib,
         },
         app: container(&spec.app, spec.restart_policy),
-        sidecar: spec.sidecar.as_ref().map(|c| container(c, false)),
+        sidecar: spec.sidecar.as_ref().map(|c| container(c, spec.sidecar_restart_policy)),
         app_pid: None,
+        sidecar_pid: None,
         stats: json!({}),
     }
 }
@@ -183,8 +190,11 @@ async fn supervise(spec: &InitSpec, state: &State, log: &mut File) -> i32 {
         attempt_period_s: spec.restart_attempt_period_s,
         delay: Duration::from_millis(spec.restart_delay_ms),
     };
+    let sidecar_policy = RestartPolicy { enabled: spec.sidecar_restart_policy, ..policy };
     let mut restarts = 0u32;
+    let mut sidecar_restarts = 0u32;
     let mut app_started = unix_now();
+    let mut sidecar_started = app_started;
     loop {
         tokio::select! {
             status = app.wait() => {
@@ -202,13 +212,19 @@ async fn supervise(spec: &InitSpec, state: &State, log: &mut File) -> i32 {
                 }
             }
             status = wait_optional(&mut sidecar) => {
-                if let Some(container) = &spec.sidecar {
-                    exited(spec, container, state, log, status, 0);
-                }
-                if restart::after_exit(Role::Sidecar, &policy, 0.0) == Next::StopTask {
-                    break;
-                }
+                let Some(container) = &spec.sidecar else { continue };
+                exited(spec, container, state, log, status, sidecar_restarts);
                 sidecar = None;
+                match restart::after_exit(Role::Sidecar, &sidecar_policy, unix_now() - sidecar_started) {
+                    Next::StopTask => break,
+                    Next::Continue => {}
+                    Next::Restart { delay } => {
+                        tokio::time::sleep(delay).await;
+                        sidecar_restarts += 1;
+                        sidecar_started = unix_now();
+                        sidecar = start(spec, container, state, log, sidecar_restarts);
+                    }
+                }
             }
             _ = sigterm.recv() => {
                 stop(&mut app, spec.stop_timeout_s).await;
@@ -309,6 +325,7 @@ fn start(
             shared.app_pid = pid;
             &mut shared.app
         } else {
+            shared.sidecar_pid = pid;
             shared.sidecar.as_mut()?
         };
         info.running = true;
@@ -356,7 +373,12 @@ fn exited(
             shared.app.running = false;
             shared.app.exit_code = code;
             shared.app.finished_at = Some(now);
-        } else if let Some(info) = shared.sidecar.as_mut() {
+        } else {
+            shared.sidecar_pid = None;
+        }
+        if container.name != "app"
+            && let Some(info) = shared.sidecar.as_mut()
+        {
             info.running = false;
             info.exit_code = code;
             info.finished_at = Some(now);
@@ -444,14 +466,17 @@ async fn refresh_stats(spec: InitSpec, state: State) {
 
 async fn handle(state: State, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().trim_end_matches('/').to_owned();
-    if path == "/vgf/kill" && request.method() == Method::POST {
-        let pid = state.lock().expect("state lock").app_pid;
+    if (path == "/vgf/kill" || path == "/vgf/kill-sidecar") && request.method() == Method::POST {
+        let (pid, name) = {
+            let shared = state.lock().expect("state lock");
+            if path == "/vgf/kill" { (shared.app_pid, "app") } else { (shared.sidecar_pid, "sidecar") }
+        };
         return match pid {
             Some(pid) => {
                 crate::sys::signal_pid(pid, libc::SIGKILL);
-                http::text(StatusCode::OK, format!("killed {pid}\n"))
+                http::text(StatusCode::OK, format!("killed {name} {pid}\n"))
             }
-            None => http::text(StatusCode::CONFLICT, "app not running\n"),
+            None => http::text(StatusCode::CONFLICT, format!("{name} not running\n")),
         };
     }
     let shared = state.lock().expect("state lock");

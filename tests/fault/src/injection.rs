@@ -49,8 +49,9 @@ pub async fn apply_harness(spec: &FaultSpec, targets: &[(u32, Option<&TaskHandle
         // milliseconds, and must not come before its cause.
         let at = unix_now();
         let detail = match spec.kind {
-            FaultKind::Kill => {
-                let url = format!("http://{}:{}/vgf/kill", net::slot_address(slot), task::TMDS_PORT);
+            FaultKind::Kill | FaultKind::KillSidecar => {
+                let action = if spec.kind == FaultKind::Kill { "kill" } else { "kill-sidecar" };
+                let url = format!("http://{}:{}/vgf/{action}", net::slot_address(slot), task::TMDS_PORT);
                 match http::call(&http::client(0), "POST", &url, "", Duration::from_secs(2)).await {
                     Ok(answer) => format!("{line}: {}", String::from_utf8_lossy(&answer.body).trim()),
                     Err(e) => format!("{line}: {e}"),

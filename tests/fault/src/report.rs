@@ -255,6 +255,11 @@ pub fn check(summary: &ArmSummary, bounds: &Bounds) -> Vec<String> {
     {
         failed.push(format!("false_drains {} > {max}", summary.false_drains));
     }
+    if let Some(max) = bounds.drains_max
+        && summary.drains > max
+    {
+        failed.push(format!("drains {} > {max}", summary.drains));
+    }
     if let Some(max) = bounds.draining_at_once_max
         && summary.draining_at_once > max
     {
@@ -514,6 +519,9 @@ mod tests {
         let summary = ArmSummary { draining_at_once: 3, ..ArmSummary::default() };
         let bounds = Bounds { draining_at_once_max: Some(1), ..Bounds::default() };
         assert_eq!(check(&summary, &bounds), ["draining_at_once 3 > 1"]);
+        let summary = ArmSummary { drains: 1, ..ArmSummary::default() };
+        let bounds = Bounds { drains_max: Some(0), ..Bounds::default() };
+        assert_eq!(check(&summary, &bounds), ["drains 1 > 0"]);
     }
 
     #[test]

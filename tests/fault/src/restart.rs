@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-/// The app container's restart policy, as the task definition sets it.
+/// A container's restart policy, as the task definition sets it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RestartPolicy {
     pub enabled: bool,
@@ -20,7 +20,7 @@ pub struct RestartPolicy {
 pub enum Role {
     /// The essential container, with the restart policy.
     App,
-    /// Not essential, no restart policy.
+    /// Not essential: the task goes on without it; restarted if its own policy is enabled.
     Sidecar,
 }
 
@@ -38,6 +38,9 @@ pub enum Next {
 /// Decides after `role` exited, having run `ran_s` seconds since its last start.
 pub fn after_exit(role: Role, policy: &RestartPolicy, ran_s: f64) -> Next {
     match role {
+        Role::Sidecar if policy.enabled && ran_s >= policy.attempt_period_s => {
+            Next::Restart { delay: policy.delay }
+        }
         Role::Sidecar => Next::Continue,
         Role::App if policy.enabled && ran_s >= policy.attempt_period_s => {
             Next::Restart { delay: policy.delay }
@@ -75,8 +78,9 @@ mod tests {
             (Role::App, POLICY, 9.99, Next::StopTask),
             (Role::App, POLICY, 0.0, Next::StopTask),
             (Role::App, off, 600.0, Next::StopTask),
-            (Role::Sidecar, POLICY, 15.0, Next::Continue),
-            (Role::Sidecar, off, 0.5, Next::Continue),
+            (Role::Sidecar, POLICY, 15.0, RESTART),
+            (Role::Sidecar, POLICY, 9.0, Next::Continue),
+            (Role::Sidecar, off, 600.0, Next::Continue),
             (
                 Role::App,
                 RestartPolicy { delay: Duration::ZERO, ..POLICY },

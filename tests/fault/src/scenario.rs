@@ -221,6 +221,8 @@ pub struct Bounds {
     pub client_errors_max: Option<u64>,
     pub client_errors_min: Option<u64>,
     pub false_drains_max: Option<u64>,
+    /// HAProxy DOWN transitions of any task, the fault's targets included.
+    pub drains_max: Option<u64>,
     /// Client errors after a fault target's second restart (the crash-loop check).
     pub errors_after_pattern_max: Option<u64>,
     /// The most tasks whose health port answered 503 at the same moment.

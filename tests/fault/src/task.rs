@@ -235,6 +235,7 @@ fn init_spec(
         tmds_port: TMDS_PORT,
         tmds_refresh_ms: shape.tmds_refresh_ms,
         restart_policy: shape.restart_policy,
+        sidecar_restart_policy: true,
         restart_attempt_period_s: shape.restart_attempt_period_s,
         restart_delay_ms: shape.restart_delay_ms,
         stop_timeout_s: shape.stop_timeout_s,
