@@ -257,9 +257,10 @@ impl Config {
 
         let app_health_url = match get(ENV_APP_HEALTH_URL) {
             None => None,
-            Some(value) => {
-                Some(parse_http_url(&value).map_err(|reason| invalid(ENV_APP_HEALTH_URL, &value, reason))?)
-            }
+            Some(value) => Some(
+                parse_http_url(&value)
+                    .map_err(|reason| invalid(ENV_APP_HEALTH_URL, &redacted(&value), reason))?,
+            ),
         };
 
         let app_health_timeout = match get(ENV_APP_HEALTH_TIMEOUT) {
@@ -371,9 +372,9 @@ impl Config {
 
         let fleet_url = match get(ENV_FLEET_URL) {
             None => None,
-            Some(value) => {
-                Some(parse_http_url(&value).map_err(|reason| invalid(ENV_FLEET_URL, &value, reason))?)
-            }
+            Some(value) => Some(
+                parse_http_url(&value).map_err(|reason| invalid(ENV_FLEET_URL, &redacted(&value), reason))?,
+            ),
         };
         let fleet_interval = duration(
             ENV_FLEET_INTERVAL,
@@ -428,7 +429,9 @@ impl Config {
 
         let tmds_url = match get(ENV_TMDS) {
             None => None,
-            Some(value) => Some(parse_http_url(&value).map_err(|reason| invalid(ENV_TMDS, &value, reason))?),
+            Some(value) => {
+                Some(parse_http_url(&value).map_err(|reason| invalid(ENV_TMDS, &redacted(&value), reason))?)
+            }
         };
 
         Ok(Config {
@@ -498,7 +501,22 @@ fn parse_http_url(text: &str) -> Result<String, &'static str> {
     if url.host_str().is_none() {
         return Err("the URL has no host");
     }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials in the URL are not supported (they would be logged and sent in the clear)");
+    }
     Ok(text.trim_end_matches('/').to_string())
+}
+
+/// A URL as an error message may show it: any user name and password replaced by `***`.
+fn redacted(text: &str) -> String {
+    match reqwest::Url::parse(text.trim()) {
+        Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
+            let _ = url.set_username("***");
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => text.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -672,5 +690,14 @@ mod tests {
         let names = ["VIGIL_DRAIN_HORIZEN", "VIGIL_LISTEN", "PATH", "VIGIL_FLEET_URL", "VIGIL_X", "VIGIL_X"];
         assert_eq!(unknown_variables(names), vec!["VIGIL_DRAIN_HORIZEN", "VIGIL_X"]);
         assert!(unknown_variables(VARIABLES.iter().map(|(name, _, _)| *name)).is_empty());
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_refused_without_being_shown() {
+        let error =
+            config(&[(ENV_FLEET_URL, "http://admin:s3cret@prometheus:9090")]).unwrap_err().to_string();
+        assert!(error.contains("credentials in the URL are not supported"), "{error}");
+        assert!(!error.contains("s3cret") && !error.contains("admin"), "{error}");
+        assert!(config(&[(ENV_APP_HEALTH_URL, "http://user@127.0.0.1:8080/health")]).is_err());
     }
 }

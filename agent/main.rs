@@ -1,6 +1,8 @@
 //! The `vigil` command: reads the arguments and runs the command they name
 //! ([`vigil::commands`]); the agent itself runs on a single-threaded tokio runtime.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use vigil::commands::{self, Command, EXIT_USAGE, offline, probe, run};
