@@ -9,16 +9,9 @@
 # usage: agent-check.sh path/to/vigil
 set -euo pipefail
 vigil_bin=${1:?usage: agent-check.sh path/to/vigil}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 app_port=$(free_port)
 echo ok >"$work/mode"

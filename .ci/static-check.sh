@@ -9,14 +9,8 @@
 # usage: static-check.sh path/to/static/vigil
 set -euo pipefail
 binary=${1:?usage: static-check.sh path/to/static/vigil}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 if readelf -lW "$binary" | grep -q 'Requesting program interpreter'; then
   echo "$binary asks for a program interpreter: not static"; readelf -lW "$binary" | grep interpreter; exit 1
@@ -28,7 +22,6 @@ fi
 echo "static: no interpreter, no shared library ($(file -b "$binary" | cut -d, -f1-2))"
 
 chroot_bin=$(command -v chroot)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # An app on loopback for vigil to probe, by a name only the chroot's /etc/hosts knows.
 app_port=$(free_port)
