@@ -24,7 +24,7 @@ use crate::judge::model::{EMBEDDED_NAME, Model, ModelError};
 use crate::judge::pipeline::{Pipeline, PipelineConfig, Step};
 use crate::judge::sample::{Millis, Sample, Source, SourceError};
 use crate::judge::vector;
-use crate::judge::verdict::{JudgeConfig, State};
+use crate::judge::verdict::{Finding, Hold, JudgeConfig, Phase, State};
 use crate::log;
 use crate::record::Recorder;
 use crate::serve::shared::Shared;
@@ -222,11 +222,14 @@ impl Agent {
         let step = self.pipeline.step(&sample, self.shared.stopping(), self.view.as_deref());
         self.tell(&step, sample.at);
         self.record(&sample, &step);
-        // A drain waits for the fleet to see it: ask for views sooner meanwhile.
+        // A drain waits for the fleet to see it, and one may be coming while a reason is
+        // confirmed: ask for views sooner meanwhile.
         if let Some(handle) = &self.fleet {
-            let held =
-                |f: &crate::judge::verdict::Finding| f.held == Some(crate::judge::verdict::Hold::Unseen);
-            handle.set_waiting(self.pipeline.verdict().findings.iter().any(held));
+            let waiting = |f: &Finding| {
+                f.held == Some(Hold::Unseen)
+                    || (f.reason.drains() && matches!(f.phase, Phase::Confirming { .. }))
+            };
+            handle.set_waiting(self.pipeline.verdict().findings.iter().any(waiting));
         }
         self.publish(sample, step);
         self.shared.metrics.observe_tick(started.elapsed());

@@ -151,6 +151,14 @@ impl FleetConfig {
 /// the limit: a cache that fills fast and holds below 95 % never is, a leak always gets there.
 pub const IMMINENT_USAGE: f64 = 0.95;
 
+/// A resource forecast this close to its limit and to running out ([`URGENT_SECONDS`]) drains
+/// without waiting for the view to show it: the wait (a scrape and a query, at least a second)
+/// would outlast the task. Sharing and the budget still apply, read from the last view.
+pub const URGENT_USAGE: f64 = 0.85;
+
+/// See [`URGENT_USAGE`].
+pub const URGENT_SECONDS: f64 = 5.0;
+
 /// Buckets of this many seconds of urgency count as equally urgent, so views a scrape apart
 /// order tasks alike.
 const URGENCY_BUCKET_SECONDS: f64 = 15.0;
@@ -309,7 +317,8 @@ pub fn arbitrate(
     };
     let in_force = |f: &Finding| f.state == State::Draining && !exempt(f.reason);
     let mut released_shared = Reasons::default();
-    for finding in findings.iter_mut().filter(|f| in_force(f)) {
+    let mut confirming_shared = Reasons::default();
+    for finding in findings.iter_mut().filter(|f| in_force(f) || confirming(f)) {
         let shared = shared(finding.reason, own.zone, view, config);
         // Released stays released while the task drains on it: a forecast whose course wavers
         // must not hand its slot back and forth.
@@ -317,15 +326,20 @@ pub fn arbitrate(
             && (own.was_released.contains(finding.reason) || imminent(finding, config));
         match shared {
             Some(_) if released => released_shared.insert(finding.reason),
+            Some(_) if confirming(finding) => confirming_shared.insert(finding.reason),
             Some(hold) => hold_back(finding, hold),
             None => {}
         }
     }
-    // The claim is published before the view has seen the evidence, so that both reach the
-    // peers together.
-    let claim = candidate(&findings);
+    // The claim is published while the reason is still confirming and before the view has seen
+    // the evidence, so that both have reached the peers by the time it is confirmed.
+    let claim = candidate(findings.iter().filter(|f| !confirming_shared.contains(f.reason)));
     let alone = answered_since(own.unanswered_since_ms, view, config);
-    for finding in findings.iter_mut().filter(|f| in_force(f) && !refused(f) && !(alone && unanswered(f))) {
+    // Need not wait: a refused probe, a silence the peers have answered since, a resource
+    // about to run out.
+    let exempt_from_wait = |f: &Finding| refused(f) || urgent(f) || (alone && unanswered(f));
+    let waits = |f: &Finding| !exempt_from_wait(f);
+    for finding in findings.iter_mut().filter(|f| in_force(f) && waits(f)) {
         // Claims made on the same tick by several tasks are all in the view only once this
         // task's own has been there a while: until then nobody may take a slot on it, or every
         // one of them would think itself first.
@@ -362,6 +376,13 @@ pub fn arbitrate(
         candidate_seconds: claim,
     };
     (findings, outcome)
+}
+
+/// A resource about to run out: see [`URGENT_USAGE`].
+fn urgent(finding: &Finding) -> bool {
+    finding.reason.forecast()
+        && finding.eta_seconds.is_some_and(|eta| eta <= URGENT_SECONDS)
+        && finding.fact.usage().is_some_and(|usage| usage >= URGENT_USAGE)
 }
 
 /// A refused connection is this task's own: nothing listens on its port. A shared slowdown
@@ -409,12 +430,19 @@ fn imminent(finding: &Finding, config: &FleetConfig) -> bool {
     eta <= config.imminent_seconds && (usage >= IMMINENT_USAGE || steady)
 }
 
-/// This task's claim on the budget: the nearest failure of a draining reason still in force
-/// after the holds, 0 for reasons that are failing now.
-fn candidate(findings: &[Finding]) -> Option<f64> {
+/// A draining reason still being confirmed.
+fn confirming(finding: &Finding) -> bool {
+    matches!(finding.phase, Phase::Confirming { .. }) && finding.reason.drains() && !exempt(finding.reason)
+}
+
+/// This task's claim on the budget: the nearest failure of a draining reason in force after the
+/// holds or being confirmed, 0 for reasons that are failing now. A claim made while confirming
+/// has been in the peers' views for a while when the reason drains, so the drain need not wait
+/// for it to be seen (three scrapes late at one-second checks: a fast leak crashed first).
+fn candidate<'f>(findings: impl IntoIterator<Item = &'f Finding>) -> Option<f64> {
     findings
-        .iter()
-        .filter(|f| f.state == State::Draining && !exempt(f.reason))
+        .into_iter()
+        .filter(|f| (f.state == State::Draining && !exempt(f.reason)) || confirming(f))
         .map(|f| f.eta_seconds.unwrap_or(0.0).max(0.0))
         .min_by(f64::total_cmp)
 }
@@ -655,6 +683,61 @@ mod tests {
             arbitrate(&verdict(vec![fd]), own, Some(&calm), 2_000, &FleetConfig::default());
         assert_eq!((findings[0].state, findings[0].held.clone()), (State::Degraded, Some(Hold::Unseen)));
         assert_eq!(outcome.candidate_seconds, Some(10.0), "the claim is still published");
+    }
+
+    #[test]
+    fn a_resource_about_to_run_out_need_not_wait_for_the_view() {
+        // The view does not show this task's evidence or claim yet.
+        let calm = view(&[], vec![peer("b", "b", &[]), peer("c", "c", &[])]);
+        let served = |finding: Finding| {
+            let own = Own { claim_seen: false, ..own(&calm) };
+            let (findings, _) =
+                arbitrate(&verdict(vec![finding]), own, Some(&calm), 2_000, &FleetConfig::default());
+            (findings[0].state, findings[0].held.as_ref().map(Hold::code))
+        };
+        assert_eq!(served(memory(90.0, 4.0)), (State::Draining, None));
+        // Not close enough to the limit, or not soon enough: it waits.
+        assert_eq!(served(memory(80.0, 4.0)), (State::Degraded, Some("fleet_unseen")));
+        assert_eq!(served(memory(90.0, 8.0)), (State::Degraded, Some("fleet_unseen")));
+        // Shared, it is held as before: urgency skips only the wait.
+        let sharing = view(
+            &[Reason::MemoryExhaustion],
+            vec![peer("b", "b", &[Reason::MemoryExhaustion]), peer("c", "c", &[Reason::MemoryExhaustion])],
+        );
+        let (findings, _) = arbitrate(
+            &verdict(vec![memory(90.0, 4.0)]),
+            own(&sharing),
+            Some(&sharing),
+            2_000,
+            &FleetConfig::default(),
+        );
+        assert_eq!(findings[0].held.as_ref().map(Hold::code), Some("fleet_wide"));
+    }
+
+    #[test]
+    fn a_reason_still_confirming_already_claims_unless_the_fleet_shares_it() {
+        let confirming = |reason| Finding {
+            state: State::Degraded,
+            phase: Phase::Confirming { ticks: 1, of: 3 },
+            ..draining(reason, Fact::ProcessesExited, Some(9.0))
+        };
+        let claim = |peers: Vec<Peer>| {
+            let view = view(&[Reason::FdExhaustion], peers);
+            let local = verdict(vec![confirming(Reason::FdExhaustion)]);
+            let (findings, outcome) =
+                arbitrate(&local, own(&view), Some(&view), 2_000, &FleetConfig::default());
+            assert_eq!(findings[0].state, State::Degraded, "confirming stays degraded");
+            outcome.candidate_seconds
+        };
+        assert_eq!(claim(vec![peer("b", "b", &[]), peer("c", "c", &[])]), Some(9.0));
+        let sharing = vec![peer("b", "b", &[Reason::FdExhaustion]), peer("c", "c", &[Reason::FdExhaustion])];
+        assert_eq!(claim(sharing), None, "a shared reason claims nothing until it is released");
+        // A degraded-only reason never claims.
+        let calm = view(&[], vec![peer("b", "b", &[]), peer("c", "c", &[])]);
+        let degraded = Finding { reason: Reason::Restarted, ..confirming(Reason::Restarted) };
+        let (_, outcome) =
+            arbitrate(&verdict(vec![degraded]), own(&calm), Some(&calm), 2_000, &FleetConfig::default());
+        assert_eq!(outcome.candidate_seconds, None);
     }
 
     #[test]
