@@ -10,7 +10,10 @@ COPY models models
 COPY tests tests
 COPY benches benches
 # glibc linked in statically (crt-static): no interpreter and no shared library, so the binary
-# runs in `scratch`. --target keeps the flag off build scripts and proc macros.
+# runs in `scratch`. --target keeps the flag off build scripts and proc macros. The result is a
+# static-pie: its dynamic section names nothing and holds only relative relocations, which the
+# binary applies to itself where the kernel placed it (address randomisation kept; a
+# non-relocatable build would drop it for nothing).
 RUN case "${TARGETARCH:-amd64}" in \
       amd64) target=x86_64-unknown-linux-gnu ;; \
       arm64) target=aarch64-unknown-linux-gnu ;; \

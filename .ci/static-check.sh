@@ -19,7 +19,22 @@ needed=$(readelf -dW "$binary" | grep -c '(NEEDED)' || true)
 if [ "$needed" -ne 0 ]; then
   echo "$binary needs shared libraries:"; readelf -dW "$binary" | grep '(NEEDED)'; exit 1
 fi
-echo "static: no interpreter, no shared library ($(file -b "$binary" | cut -d, -f1-2))"
+# A static-pie keeps a dynamic section only to relocate itself where the kernel loaded it (ASLR):
+# it must name nothing (empty string table, no NEEDED, SONAME, RPATH or RUNPATH) and hold only
+# relative relocations, which need no symbol and no loader.
+if readelf -dW "$binary" | grep -E -q '\((SONAME|RPATH|RUNPATH)\)'; then
+  echo "$binary names libraries or search paths:"; readelf -dW "$binary"; exit 1
+fi
+strsz=$(readelf -dW "$binary" | awk '/\(STRSZ\)/ {print $(NF-1)}')
+if [ -n "$strsz" ] && [ "$strsz" -gt 1 ]; then
+  echo "$binary has a dynamic string table of $strsz bytes: it names something to load"; exit 1
+fi
+others=$(readelf -rW "$binary" | awk 'NR > 3 && $3 ~ /^R_/ && $3 !~ /_(RELATIVE|IRELATIVE)$/' | wc -l)
+if [ "$others" -ne 0 ]; then
+  echo "$binary has $others relocations that need a symbol:"; readelf -rW "$binary" | awk '$3 ~ /^R_/ && $3 !~ /RELATIVE$/' | head; exit 1
+fi
+relative=$(readelf -rW "$binary" | awk 'NR > 3 && $3 ~ /RELATIVE$/' | wc -l)
+echo "static: no interpreter, no shared library, dynamic section names nothing ($relative relative relocations only; $(file -b "$binary" | cut -d, -f1-2))"
 
 chroot_bin=$(command -v chroot)
 
