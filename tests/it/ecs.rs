@@ -9,7 +9,7 @@ use vigil::config::Mode;
 use vigil::serve::shared::Shared;
 use vigil::tick::Agent;
 
-async fn agent_against(fake: &FakeTmds) -> (Agent, Arc<Shared>) {
+pub(crate) async fn agent_against(fake: &FakeTmds) -> (Agent, Arc<Shared>) {
     // The fixture process table has vanishing processes on purpose: keep their warnings quiet.
     vigil::log::init(vigil::log::Level::Error, vigil::log::Format::Json);
     let base_url = fake.base_url();

@@ -80,13 +80,18 @@ pub enum Reply {
     /// 200 with this many bytes of JSON-looking filler, streamed in 64 KiB chunks, with a
     /// `Content-Length` header only when `with_length` is set.
     Oversize { bytes: usize, with_length: bool },
+    /// 200 with the endpoint's current body, one byte per this interval.
+    Trickle(Duration),
+    /// 200 with a `Content-Length` for the whole body, the first half of it, then the
+    /// connection is torn down.
+    ResetMidBody,
 }
 
 /// A running fake TMDS. See the module documentation.
 pub struct FakeTmds {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    accept: JoinHandle<()>,
+    accept: Mutex<JoinHandle<()>>,
 }
 
 struct State {
@@ -94,6 +99,8 @@ struct State {
     standing: [Reply; 2],
     queued: [VecDeque<Reply>; 2],
     requests: [usize; 2],
+    /// Open connections, ended by [`FakeTmds::go_away`].
+    connections: Vec<tokio::task::AbortHandle>,
 }
 
 /// The bytes of `tests/fixtures/tmds/<name>`.
@@ -112,9 +119,26 @@ impl FakeTmds {
             standing: [Reply::Body, Reply::Body],
             queued: [VecDeque::new(), VecDeque::new()],
             requests: [0, 0],
+            connections: Vec::new(),
         }));
-        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&state)));
+        let accept = Mutex::new(tokio::spawn(accept_loop(listener, Arc::clone(&state))));
         FakeTmds { addr, state, accept }
+    }
+
+    /// Stops listening and ends every open connection: connecting is refused until
+    /// [`FakeTmds::come_back`].
+    pub fn go_away(&self) {
+        self.accept.lock().expect("accept task").abort();
+        for connection in self.lock().connections.drain(..) {
+            connection.abort();
+        }
+    }
+
+    /// Listens again on the same address.
+    pub async fn come_back(&self) {
+        let listener = TcpListener::bind(self.addr).await.expect("bind the same address again");
+        *self.accept.lock().expect("accept task") =
+            tokio::spawn(accept_loop(listener, Arc::clone(&self.state)));
     }
 
     /// Starts a fake serving two files of `tests/fixtures/tmds/`.
@@ -172,7 +196,7 @@ impl FakeTmds {
 
 impl Drop for FakeTmds {
     fn drop(&mut self) {
-        self.accept.abort();
+        self.go_away();
     }
 }
 
@@ -181,13 +205,16 @@ async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>) {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let state = Arc::clone(&state);
-        tokio::spawn(async move {
-            let service = service_fn(move |request| answer(Arc::clone(&state), request));
+        let serving = Arc::clone(&state);
+        let connection = tokio::spawn(async move {
+            let service = service_fn(move |request| answer(Arc::clone(&serving), request));
             // A client that gives up mid-answer (a timeout test) ends the connection with an
             // error, which is expected here.
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
+        let mut state = state.lock().expect("fake tmds state");
+        state.connections.retain(|c| !c.is_finished());
+        state.connections.push(connection.abort_handle());
     }
 }
 
@@ -234,6 +261,13 @@ async fn answer(
         Reply::Oversize { bytes, with_length } => {
             ok(FakeBody::Filler { chunk: Bytes::from(vec![b' '; 64 * 1024]), remaining: bytes, with_length })
         }
+        Reply::Trickle(every) => {
+            ok(FakeBody::Trickle { rest: body, every, pause: Box::pin(tokio::time::sleep(Duration::ZERO)) })
+        }
+        Reply::ResetMidBody => {
+            let half = body.len() / 2;
+            ok(FakeBody::Broken { first: Some(body.slice(..half)), whole: body.len() as u64 })
+        }
     };
     Ok(response)
 }
@@ -250,21 +284,24 @@ fn status(code: StatusCode) -> Response<FakeBody> {
     response
 }
 
-/// The bodies the fake can send: whole, filler in chunks, or stalled half-way.
+/// The bodies the fake can send: whole, filler in chunks, stalled half-way, a byte at a time, or
+/// broken off half-way.
 enum FakeBody {
     Full(Option<Bytes>),
     Filler { chunk: Bytes, remaining: usize, with_length: bool },
     Stalled { first: Option<Bytes>, pause: Pin<Box<Sleep>>, rest: Option<Bytes> },
+    Trickle { rest: Bytes, every: Duration, pause: Pin<Box<Sleep>> },
+    Broken { first: Option<Bytes>, whole: u64 },
 }
 
 impl Body for FakeBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let frame = |data: Bytes| Some(Ok(Frame::data(data)));
         match self.get_mut() {
             FakeBody::Full(data) => Poll::Ready(data.take().and_then(frame)),
@@ -285,6 +322,22 @@ impl Body for FakeBody {
                     Poll::Pending => Poll::Pending,
                 }
             }
+            FakeBody::Trickle { rest, every, pause } => {
+                if rest.is_empty() {
+                    return Poll::Ready(None);
+                }
+                match pause.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        pause.as_mut().reset(tokio::time::Instant::now() + *every);
+                        Poll::Ready(frame(rest.split_to(1)))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            FakeBody::Broken { first, .. } => match first.take() {
+                Some(first) => Poll::Ready(frame(first)),
+                None => Poll::Ready(Some(Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset)))),
+            },
         }
     }
 
@@ -297,6 +350,8 @@ impl Body for FakeBody {
                 let len = |b: &Option<Bytes>| b.as_ref().map_or(0, |b| b.len() as u64);
                 SizeHint::with_exact(len(first) + len(rest))
             }
+            FakeBody::Trickle { rest, .. } => SizeHint::with_exact(rest.len() as u64),
+            FakeBody::Broken { whole, .. } => SizeHint::with_exact(*whole),
         }
     }
 }

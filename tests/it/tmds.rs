@@ -298,3 +298,28 @@ async fn nothing_listening_is_a_reported_error() {
     // The innermost cause, not the client library's wrapping of it.
     assert!(errors.iter().all(|e| e.contains("refused")), "{errors:?}");
 }
+
+#[tokio::test]
+async fn a_service_gone_for_ten_minutes_is_an_error_every_poll_and_is_read_again_when_back() {
+    // Time is the client's argument: ten minutes pass in a few hundred polls.
+    let (tmds, mut client) = fargate().await;
+    assert!(poll(&mut client, 0).await.0.is_some());
+    tmds.go_away();
+    let mut errors_seen = 0;
+    for second in 1..=600 {
+        let (reading, errors) = poll(&mut client, second * 1_000).await;
+        errors_seen += errors.len();
+        // A failed poll is no reading, and a refused connection is no reason to back off:
+        // every poll asks again and reports why it failed.
+        assert_eq!(reading, None, "at {second} s");
+        // (The first may find its kept-alive connection reset instead.)
+        let gone = |e: &String| e.contains("refused") || (second == 1 && e.contains("reset"));
+        assert!(!errors.is_empty() && errors.iter().all(gone), "at {second} s: {errors:?}");
+    }
+    assert!(errors_seen >= 600, "{errors_seen} errors in 600 polls");
+    tmds.come_back().await;
+    let (reading, errors) = poll(&mut client, 601_000).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    // The same stats sample as before the outage (the fixture did not change), so it is stale.
+    assert!(!reading.expect("read again").containers.is_empty());
+}
