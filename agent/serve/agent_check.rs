@@ -43,7 +43,7 @@ pub async fn serve(
     loop {
         let accepted = tokio::select! {
             _ = &mut shutdown => return,
-            accepted = listener.accept() => accepted,
+            accepted = tokio::task::unconstrained(listener.accept()) => accepted,
         };
         let Ok((mut stream, _)) = accepted else {
             // Out of descriptors or an aborted handshake: try again shortly, never spin.
