@@ -203,7 +203,7 @@ pub fn parse_dump(bytes: &[u8], seq: u32, out: &mut Vec<Listener>) -> Result<Pro
                 if payload.len() >= 4 {
                     let code = i32_at(payload, 0);
                     if code < 0 {
-                        return Err(ParseError::Refused(-code));
+                        return Err(ParseError::Refused(code.saturating_neg()));
                     }
                 }
                 return Ok(Progress::Done);
@@ -460,6 +460,21 @@ mod tests {
             ParseError::Refused(2).to_string(),
             "the kernel refused the request: no such file or directory"
         );
+    }
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn a_done_with_the_most_negative_code_is_an_error_not_an_overflow() {
+        // Found by the sockdiag fuzz target: `-i32::MIN` overflowed.
+        let mut done = bytes(DONE_V4);
+        let code = NLMSG_HEADER_LEN;
+        done.truncate(code);
+        done.extend(i32::MIN.to_ne_bytes());
+        let len = done.len() as u32;
+        done[..4].copy_from_slice(&len.to_ne_bytes());
+        let seq = u32::from_ne_bytes([done[8], done[9], done[10], done[11]]);
+        let (progress, _) = check(&done, seq);
+        assert_eq!(progress, Err(ParseError::Refused(i32::MAX)));
     }
 
     #[cfg(target_endian = "little")]
