@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::ecs::agent_against;
+use crate::ecs::{agent_against, sample_value};
 use crate::fake_tmds::{Endpoint, FakeTmds, Reply, fixture};
 use vigil::judge::verdict::State;
 use vigil::serve::shared::Shared;
@@ -174,7 +174,7 @@ fn bodies_that_are_not_objects_are_clear_errors() {
 /// The sample value of `series` in the agent's exposition (0 when absent).
 fn value(shared: &Shared, series: &str) -> f64 {
     let text = vigil::serve::metrics::to_prometheus_text(&shared.metrics.encode());
-    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+    sample_value(&text, series).unwrap_or(0.0)
 }
 
 const ERRORS: &str = "vigil_source_errors_total{source=\"tmds\"}";

@@ -28,7 +28,7 @@ pub(crate) async fn agent_against(fake: &FakeTmds) -> (Agent, Arc<Shared>) {
 }
 
 /// The `value` of the sample line `name{labels}`, if present.
-fn sample_value(exposition: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample_value(exposition: &str, series: &str) -> Option<f64> {
     exposition.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
