@@ -2,6 +2,9 @@
 # Real processes hitting real limits, watched by the real vigil binary:
 #  - a process leaking memory inside a memory cgroup with a limit (the kernel OOM-kills it);
 #    /health must turn 503 with reason memory_exhaustion at least 30 s before the kill;
+#    the leak's vigil is killed with SIGKILL 50 s in (before its warm-up ends) and started again:
+#    the new one must answer /health within 2 s and rebuild its history within its own warm-up,
+#    so the drain still comes at least 30 s before the kill;
 #  - a process with a garbage-collector-like sawtooth that never grows; /health must stay 200.
 # Both run at once. Needs root (it creates cgroups). Ends only the PIDs it started.
 set -euo pipefail
@@ -67,12 +70,17 @@ start_case() { # name, workload args...
   workload=$!
   pids+=("$workload")
   port=$(free_port)
-  VIGIL_LISTEN=127.0.0.1:$port VIGIL_WATCH="$tag-$name" VIGIL_LOG_FORMAT=text "$vigil_bin" >"$work/vigil-$name.log" 2>&1 &
-  pids+=($!)
+  start_vigil "$name" "$port"
+}
+# Starts a vigil watching the named case on the port; sets $vigil_pid.
+start_vigil() { # name, port
+  VIGIL_LISTEN=127.0.0.1:$2 VIGIL_WATCH="$tag-$1" VIGIL_LOG_FORMAT=text "$vigil_bin" >>"$work/vigil-$1.log" 2>&1 &
+  vigil_pid=$!
+  pids+=("$vigil_pid")
 }
 
 start_case leak leak "$limit_mib" "$fill_seconds"
-leak_pid=$workload leak_port=$port leak_cg=$cg
+leak_pid=$workload leak_port=$port leak_cg=$cg leak_vigil=$vigil_pid
 # The sawtooth outlives the check; it is ended at cleanup.
 start_case sawtooth sawtooth $((limit_mib * 80 / 100)) 20 $((fill_seconds + 120))
 saw_pid=$workload saw_port=$port
@@ -81,10 +89,24 @@ echo "leak: pid $leak_pid in $leak_cg, vigil on :$leak_port; sawtooth: pid $saw_
 
 health() { curl -s -o "$work/body" -w '%{http_code}' --max-time 1 "http://127.0.0.1:$1/health" || true; }
 
-red_at="" red_body="" killed_at="" saw_red=0 saw_checks=0
+red_at="" red_body="" killed_at="" saw_red=0 saw_checks=0 restarted_at="" answered_at=""
 deadline=$(calc "$start + $fill_seconds + 60")
 while :; do
   t=$(now)
+  if [ -z "$restarted_at" ] && true_that "$t > $start + 50"; then
+    [ -z "$red_at" ] || { echo "FAIL: drained before the restart: the check cannot show the history rebuilt"; exit 1; }
+    kill -KILL "$leak_vigil"
+    wait "$leak_vigil" 2>/dev/null || true
+    start_vigil leak "$leak_port"
+    leak_vigil=$vigil_pid restarted_at=$(now)
+    for _ in $(seq 1 40); do
+      [ "$(health "$leak_port")" = 200 ] && { answered_at=$(now); break; }
+      sleep 0.05
+    done
+    [ -n "$answered_at" ] || { echo "FAIL: the restarted vigil did not answer /health 200 within 2 s"; tail -5 "$work/vigil-leak.log"; exit 1; }
+    printf 'leak: vigil killed with SIGKILL %.1f s after start and started again: /health 200 %.2f s after exec\n' \
+      "$(calc "$restarted_at - $start")" "$(calc "$answered_at - $restarted_at")"
+  fi
   if [ -z "$red_at" ] && [ -z "$killed_at" ]; then
     code=$(health "$leak_port")
     if [ "$code" = 503 ]; then red_at=$t; red_body=$(cat "$work/body"); fi
@@ -109,8 +131,8 @@ echo "leak: exit status $status, oom_kill $kills"
 [ -n "$red_at" ] || { echo "FAIL: /health never turned 503 before the OOM kill"; tail -20 "$work/vigil-leak.log"; exit 1; }
 lead=$(calc "$killed_at - $red_at")
 since_start=$(calc "$red_at - $start")
-printf 'leak: /health 503 %.1f s after start, %.1f s before the OOM kill (kill at %.1f s)\n' \
-  "$since_start" "$lead" "$(calc "$killed_at - $start")"
+printf 'leak: /health 503 %.1f s after start (%.1f s after the restart), %.1f s before the OOM kill (kill at %.1f s)\n' \
+  "$since_start" "$(calc "$red_at - $restarted_at")" "$lead" "$(calc "$killed_at - $start")"
 echo "leak: $red_body"
 grep -q memory_exhaustion <<<"$red_body" || { echo "FAIL: reason is not memory_exhaustion"; exit 1; }
 true_that "$lead >= 30" || { echo "FAIL: drained less than 30 s before the OOM kill"; exit 1; }
