@@ -37,6 +37,9 @@ pub struct Stat<'a> {
 
 /// The `stat` flag of kernel threads (`include/linux/sched.h`).
 pub const PF_KTHREAD: u64 = 0x0020_0000;
+/// Set from the moment a process starts to exit: it drops its memory, files and namespaces
+/// before it becomes a zombie.
+pub const PF_EXITING: u64 = 0x0000_0004;
 
 /// Parses `/proc/<pid>/stat`.
 ///
@@ -324,6 +327,28 @@ impl ProcReader {
         }
         out.sort_unstable();
         Ok(())
+    }
+
+    /// Whether process `pid` has exited, given that reading one of its files failed with
+    /// `error`: the file vanished and the process is gone, exiting or a zombie (which keeps
+    /// `stat` but loses its memory, files and namespaces). A file of a process that exits while it is being
+    /// read vanishes with it (`ENOENT`, `ESRCH` once opened, `EACCES` for what it has dropped);
+    /// that is the process ending, not the source failing. A file missing from a process that is still running is a failure.
+    pub fn has_exited(&mut self, pid: u32, error: &ReadError) -> bool {
+        // An exiting process also refuses access to what it is dropping (`EACCES`, even to root).
+        let denied = matches!(error, ReadError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied);
+        if !error.is_vanished() && !denied {
+            return false;
+        }
+        match self.read_stat(pid) {
+            Ok(stat) => matches!(stat.state, 'Z' | 'X') || stat.flags & PF_EXITING != 0,
+            Err(error) if error.is_vanished() => {
+                self.set_root_path(format_args!("{pid}"));
+                fs::symlink_metadata(&self.path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                    || !error.is_not_found()
+            }
+            Err(_) => false,
+        }
     }
 
     /// The raw, NUL-separated command line; empty for kernel threads and zombies.

@@ -154,10 +154,10 @@ impl LocalSampler {
             }
             let cmdline = match proc.read_cmdline(pid) {
                 Ok(cmdline) => cmdline,
-                // A process that exits before it is even chosen is simply not there.
-                Err(error) if error.is_vanished() => continue,
                 Err(error) => {
-                    push(errors, Source::Proc, &error);
+                    // A process that exits before it is even chosen is simply not there.
+                    let error = Unless::exited(proc, pid, error);
+                    error.push(Source::Proc, errors);
                     continue;
                 }
             };
@@ -192,31 +192,43 @@ impl LocalSampler {
                     }
                 }
                 Err(error) => {
-                    // Without `stat` there is no identity to report: the process exited.
-                    push(errors, Source::Proc, &error);
+                    // Without `stat` there is no identity to report.
+                    Unless::exited(proc, pid, error).push(Source::Proc, errors);
                     continue;
                 }
             };
-            match proc.read_status(pid) {
-                Ok(status) => {
-                    reading.rss_bytes = status.rss_bytes;
-                    reading.threads = status.threads.or(reading.threads);
-                }
-                Err(error) => push(errors, Source::Proc, &error),
+            // A process that exits from here on keeps what was read of it (it was there this
+            // tick); the files it took with it are not errors.
+            let mut exited = false;
+            let status = proc.read_status(pid);
+            if let Some(status) = checked(proc, pid, status, Source::Proc, errors, &mut exited) {
+                reading.rss_bytes = status.rss_bytes;
+                reading.threads = status.threads.or(reading.threads);
             }
-            reading.fd_limit = ok_or_push(proc.read_fd_limit(pid), Source::Proc, errors).flatten();
-            reading.open_fds = ok_or_push(proc.count_fds(pid), Source::Proc, errors);
-            reading.cgroup = cgroup_index(proc, cgroups, notices, pid, &mut out.cgroups, errors);
-            reading.network = match proc.read_net_namespace(pid) {
-                Ok(inode) => Some(network_index(Some(inode), &mut out.networks)),
-                Err(error) => {
-                    push(errors, Source::Network, &error);
-                    // A process that exited has no namespace. One whose link is merely
-                    // unreadable (another user's process) still has sockets, which its
-                    // `net/` files show: such processes share one entry without an inode.
-                    (!error.is_vanished()).then(|| network_index(None, &mut out.networks))
-                }
-            };
+            if !exited {
+                let limit = proc.read_fd_limit(pid);
+                reading.fd_limit = checked(proc, pid, limit, Source::Proc, errors, &mut exited).flatten();
+            }
+            if !exited {
+                let fds = proc.count_fds(pid);
+                reading.open_fds = checked(proc, pid, fds, Source::Proc, errors, &mut exited);
+            }
+            if !exited {
+                reading.cgroup = cgroup_index(proc, cgroups, notices, pid, &mut out.cgroups, errors);
+            }
+            if !exited {
+                reading.network = match proc.read_net_namespace(pid) {
+                    Ok(inode) => Some(network_index(Some(inode), &mut out.networks)),
+                    Err(error) => {
+                        let vanished = error.is_vanished();
+                        Unless::exited(proc, pid, error).push(Source::Network, errors);
+                        // A process that exited has no namespace. One whose link is merely
+                        // unreadable (another user's process) still has sockets, which its
+                        // `net/` files show: such processes share one entry without an inode.
+                        (!vanished).then(|| network_index(None, &mut out.networks))
+                    }
+                };
+            }
             out.processes.push(reading);
         }
     }
@@ -332,7 +344,7 @@ fn cgroup_index(
     let membership = match proc.read_cgroup(pid) {
         Ok(membership) => membership,
         Err(error) => {
-            push(errors, Source::Cgroup, &error);
+            Unless::exited(proc, pid, error).push(Source::Cgroup, errors);
             return None;
         }
     };
@@ -382,8 +394,9 @@ fn read_network(
     if list_listeners {
         network.listeners.clear();
         if let Err(error) = proc.read_listeners(pid, "tcp", &mut network.listeners) {
-            push(errors, Source::Network, &error);
-            if error.is_vanished() {
+            let vanished = error.is_vanished();
+            Unless::exited(proc, pid, error).push(Source::Network, errors);
+            if vanished {
                 return false;
             }
         }
@@ -403,6 +416,46 @@ fn read_network(
         network.listen_drops = counters.drops;
     }
     true
+}
+
+/// The value read from a file of process `pid`, or `None` with the failure counted, unless the
+/// process exited meanwhile (then `exited` is set).
+fn checked<T>(
+    proc: &mut ProcReader,
+    pid: u32,
+    result: Result<T, ReadError>,
+    source: Source,
+    errors: &mut Vec<SourceError>,
+    exited: &mut bool,
+) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(error) => {
+            let error = Unless::exited(proc, pid, error);
+            *exited |= matches!(error, Unless::Exited);
+            error.push(source, errors);
+            None
+        }
+    }
+}
+
+/// A failed read of a process's file, unless the process exited meanwhile.
+enum Unless {
+    Exited,
+    Failed(ReadError),
+}
+
+impl Unless {
+    fn exited(proc: &mut ProcReader, pid: u32, error: ReadError) -> Unless {
+        if proc.has_exited(pid, &error) { Unless::Exited } else { Unless::Failed(error) }
+    }
+
+    /// Counts the failure; a process that exited is not one.
+    fn push(&self, source: Source, errors: &mut Vec<SourceError>) {
+        if let Unless::Failed(error) = self {
+            push(errors, source, error);
+        }
+    }
 }
 
 fn push(errors: &mut Vec<SourceError>, source: Source, error: &ReadError) {
@@ -798,6 +851,65 @@ mod tests {
             details(&errors),
             [(Source::Proc, "read no-such-proc: no such file or directory".to_owned())]
         );
+    }
+
+    #[test]
+    fn processes_exiting_while_they_are_read_are_not_errors() {
+        use std::process::{Command, Stdio};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+        // Real processes living a few milliseconds, read from the real /proc as they come and
+        // go, beside one that stays.
+        let mut stays = Command::new("sleep").arg("30.25").spawn().unwrap();
+        // Its command line is empty until its exec has completed.
+        for _ in 0..1000 {
+            if fs::read(format!("/proc/{}/cmdline", stays.id())).is_ok_and(|line| !line.is_empty()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicUsize::new(0));
+        let churn: Vec<_> = (0..2)
+            .map(|_| {
+                let (stop, started) = (Arc::clone(&stop), Arc::clone(&started));
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let Ok(mut child) = Command::new("sleep").arg("0.003").stdout(Stdio::null()).spawn()
+                        else {
+                            continue;
+                        };
+                        started.fetch_add(1, Ordering::Relaxed);
+                        let _ = child.wait();
+                    }
+                })
+            })
+            .collect();
+        let watch = Regex::new(r"^sleep (0\.003|30\.25)$").unwrap();
+        let mut sampler =
+            LocalSampler::new("/proc".into(), "/sys/fs/cgroup".into(), Some(watch), std::process::id());
+        let mut seen_short = std::collections::BTreeSet::new();
+        let mut failures = Vec::new();
+        for n in 0..300 {
+            let (sample, errors) = tick(&mut sampler);
+            let Some(kept) = sample.processes.iter().find(|p| p.pid == stays.id()) else {
+                panic!("tick {n}: pid {} missing: {:?} {errors:?}", stays.id(), pids(&sample));
+            };
+            assert!(kept.rss_bytes.is_some() && kept.open_fds.is_some(), "{kept:?}");
+            seen_short.extend(sample.processes.iter().map(|p| p.pid).filter(|&pid| pid != stays.id()));
+            failures.extend(
+                errors.into_iter().filter(|e| e.source != Source::Cgroup || !e.detail.contains("outside")),
+            );
+        }
+        stop.store(true, Ordering::Relaxed);
+        for thread in churn {
+            thread.join().unwrap();
+        }
+        let _ = stays.kill();
+        let _ = stays.wait();
+        assert!(seen_short.len() > 10, "too few short-lived processes were read: {}", seen_short.len());
+        assert_eq!(failures, [], "{} short-lived processes started", started.load(Ordering::Relaxed));
     }
 
     /// A scratch proc root under the system's temporary directory, removed on drop.
