@@ -493,6 +493,41 @@ mod tests {
     }
 
     #[test]
+    fn the_wall_clock_jumping_moves_no_point() {
+        // The task's clock and the metadata service's stamps are the host's clock: when it is
+        // stepped (1 h forward at 65 s, 2 h back at 125 s, each in the middle of a 10 s cache
+        // period), both move. Intervals come from the agent's monotonic clock, so the points and
+        // the forecast are the ones the same leak gives on a clock that never jumps.
+        let offset = |t: u64| match t {
+            0..65 => 0,
+            65..125 => 3_600_000,
+            _ => -3_600_000,
+        };
+        let run = |jumps: bool| {
+            let mut features = Features::new(FeatureConfig::default());
+            let mut last = Signals::default();
+            for t in 0..180u64 {
+                let read = t / 10 * 10;
+                let mut sample = container_sample(t * 1000, read as i64, 100 * MB + 2 * MB * read);
+                if jumps {
+                    sample.wall_ms += offset(t);
+                    let stats = sample.task.as_mut().unwrap().containers[0].stats.as_mut().unwrap();
+                    stats.read_unix_nanos += offset(read) * 1_000_000;
+                }
+                last = features.observe(&sample);
+            }
+            let tracker = features.trackers.iter().find(|t| t.subject == "container app").unwrap();
+            let points: Vec<(Millis, f64)> = tracker.series.iter().map(|p| (p.at, p.value)).collect();
+            (points, last.forecasts[0].forecast.eta_seconds)
+        };
+        let (steady, steady_eta) = run(false);
+        let (stepped, stepped_eta) = run(true);
+        assert_eq!(steady.len(), 18);
+        assert_eq!(stepped, steady);
+        assert_eq!(stepped_eta, steady_eta);
+    }
+
+    #[test]
     fn saturation_throttling_and_accept_queues() {
         let mut features = Features::new(FeatureConfig::default());
         let sample =

@@ -912,6 +912,46 @@ mod tests {
         assert_eq!(failures, [], "{} short-lived processes started", started.load(Ordering::Relaxed));
     }
 
+    #[test]
+    fn without_cgroups_or_pressure_the_processes_are_still_read() {
+        // A kernel without cgroup mounts vigil can see, and without PSI (no `pressure/`): the
+        // fixture's processes with every cgroup and pressure file out of reach.
+        let scratch = ScratchProc::new("no-cgroups");
+        for pid in [7, 8] {
+            scratch.process(pid, "app", 1);
+            let dir = scratch.0.join(pid.to_string());
+            fs::write(dir.join("status"), "Name:\tapp\nVmRSS:\t  2048 kB\nThreads:\t3\n").unwrap();
+            fs::write(
+                dir.join("limits"),
+                "Max open files            1024                 4096                 files\n",
+            )
+            .unwrap();
+            fs::write(dir.join("cgroup"), "0::/ecs/task/app\n").unwrap();
+        }
+        let mut sampler = LocalSampler::new(scratch.0.clone(), scratch.0.join("no-cgroup-mount"), None, 1000);
+        for tick_number in 0..3 {
+            let (sample, errors) = tick(&mut sampler);
+            assert!(sample.proc_readable);
+            assert_eq!(pids(&sample), [7, 8]);
+            let app = process(&sample, 7);
+            assert_eq!(
+                (app.rss_bytes, app.threads, app.fd_limit, app.open_fds, app.cgroup),
+                (Some(2 << 20), Some(3), Some(1024), Some(0), None)
+            );
+            assert_eq!(sample.cgroups, []);
+            assert_eq!(sample.pressure, None, "no PSI is not an error");
+            // Said once, not counted every tick (the scratch root has no `ns/net` links either,
+            // which is the network source's business).
+            let cgroup: Vec<_> = errors.iter().filter(|e| e.source != Source::Network).collect();
+            let expected = "no memory, pids or cpu cgroup is visible under the cgroup root";
+            if tick_number == 0 {
+                assert_eq!(cgroup, [&SourceError::new(Source::Cgroup, expected)]);
+            } else {
+                assert_eq!(cgroup, Vec::<&SourceError>::new());
+            }
+        }
+    }
+
     /// A scratch proc root under the system's temporary directory, removed on drop.
     struct ScratchProc(PathBuf);
 
