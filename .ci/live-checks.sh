@@ -9,23 +9,8 @@ set -euo pipefail
 vigil_bin=${1:?usage: live-checks.sh path/to/vigil}
 here=$(cd "$(dirname "$0")" && pwd)
 shipped=$here/../task-definition
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # url, seconds
-  local deadline=$((SECONDS + $2))
-  until curl -fsS -o /dev/null "$1" 2>/dev/null; do
-    [ $SECONDS -lt $deadline ] || { echo "no answer from $1 within $2 s" >&2; return 1; }
-    sleep 0.2
-  done
-}
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 # The shipped rules: valid, their unit tests pass, and both checks fail on a broken copy.
 cp "$shipped/prometheus/vigil.rules.yml" "$shipped/prometheus/vigil.rules.test.yml" "$work/"

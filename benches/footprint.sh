@@ -10,15 +10,8 @@ vigil_bin=${1:-target/release/vigil}
 seconds=${2:-60}
 command -v prometheus-node-exporter >/dev/null || { echo "install prometheus-node-exporter first" >&2; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=../.ci/lib.sh
+source "$(dirname "$0")/../.ci/lib.sh"
 
 vigil_port=$(free_port)
 node_port=$(free_port)
