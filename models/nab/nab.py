@@ -1,29 +1,31 @@
-"""NAB-style scoring (Numenta Anomaly Benchmark), written from NAB's published description.
+"""NAB scoring (Numenta Anomaly Benchmark), written from NAB's published description.
 
-This module is the library; `score.py` is the command line. Pure Python 3.11 + numpy.
+This module is the library; `score.py` is the command line. Pure Python 3.11 + numpy. No NAB code
+is used; the rules below were checked against the official scorer's numbers (README.md here).
 
-Rules implemented (see README.md in this folder for the deviations from NAB):
+Rules implemented:
 
-* Ground truth is a list of anomaly windows per data file (`labels/combined_windows.json`),
-  each `[start, end]` as timestamps; a window covers every record whose timestamp lies in
-  `[start, end]` (both ends included).
+* Ground truth is a list of anomaly windows per data file (`labels/combined_windows.json`), each
+  `[start, end]` as timestamps. Both bounds must be timestamps of records of the file; the window
+  runs from the first record carrying `start` to the first record carrying `end` (by position).
 * A detection is a record whose `anomaly_score >= threshold`.
-* Records in the probationary period (the first `min(floor(0.15 * n), 750)` records of a file)
-  are never scored: detections there count for nothing.
-* Inside a window only the earliest detection counts: it scores `A_TP * sigma(y)`, where `y` is
-  the detection's relative position in the window (`-1` at the window's first record, close to 0
-  at its last) and `sigma(y) = 2 / (1 + exp(5 y)) - 1` is NAB's scaled sigmoid. Later detections
-  in the same window are ignored.
-* A window with no detection scores `-A_FN`.
-* A detection outside every window is a false positive. If a window precedes it, it scores
-  `A_FP * sigma(y)` with `y = (i - last index of that window) / window length` (> 0, so the
-  sigmoid is negative: small just after the window, close to -1 far from it); with no window
-  before it, it scores `-A_FP`.
-* A detector's raw score for a profile is the sum over all files. The threshold is chosen per
-  detector and per profile to maximise that sum (an exact sweep over every distinct score).
-* Normalised score = 100 * (S - S_null) / (S_perfect - S_null), with
-  `S_null = -A_FN * number of windows` (a detector that never fires) and
-  `S_perfect = A_TP * number of windows`, counted over the files present only.
+* The probationary period is the first `min(floor(0.15 * n), 0.15 * 5000)` records of a file of
+  `n` records: they are never scored. A window that lies entirely inside it is dropped (it is
+  neither detected nor missed); a window that starts inside it can only be detected by its
+  records after it.
+* Inside a window of length `L` ending at record `e`, only the earliest detection counts: record
+  `i` scores `A_TP * sigma(-(e - i + 1) / L) / sigma(-1)`, so detecting at the window's first
+  record earns exactly `A_TP`. `sigma(y) = 2 / (1 + exp(5 y)) - 1` (and -1 for `y > 3`) is NAB's
+  scaled sigmoid. Later detections in the same window are ignored.
+* A scored window with no detection scores `-A_FN`.
+* A detection outside every window is a false positive. After a window (right edge `e`, length
+  `L`) it scores `A_FP * sigma((i - e) / (L - 1))`; with no window before it, `-A_FP`.
+* A detector's raw score for a profile is the sum over all files. One threshold per detector and
+  profile, the one maximising that sum: every distinct score is tried, ties go to the highest
+  threshold, and "never fire" (threshold +inf here, 1.1 in NAB) is the first candidate.
+* Normalised score = 100 * (S - S_null) / (S_perfect - S_null), with `S_null` the score of the
+  detector that never fires (`-A_FN` times the number of windows not dropped) and
+  `S_perfect = A_TP * number of windows` (all windows of the files scored, dropped ones too).
 """
 from __future__ import annotations
 
@@ -52,7 +54,11 @@ def scaled_sigmoid(y):
     return float(out) if out.ndim == 0 else out
 
 
+SIGMA_FIRST = 2.0 / (1.0 + math.exp(-5.0)) - 1.0  # sigma(-1) = 0.98661...: a window's first record
+
+
 def probation_length(n_records: int) -> int:
+    """Records not scored at the start of a file: min(floor(0.15 n), 0.15 * 5000 = 750)."""
     return int(min(math.floor(PROBATION_PERCENT * n_records), PROBATION_PERCENT * 5000))
 
 
@@ -90,52 +96,72 @@ class FileTruth:
     """Per-file ground truth, resolved to record indices."""
     name: str                       # relative path, e.g. "realKnownCause/nyc_taxi.csv"
     n: int                          # number of records
-    windows: list[tuple[int, int]]  # inclusive index ranges
+    windows: list[tuple[int, int]]  # inclusive index ranges, sorted, not overlapping
     probation: int = 0
-    # derived per-record arrays (filled by prepare())
+    # derived (filled by prepare())
     window_id: np.ndarray = field(default=None, repr=False)   # -1 outside windows
-    weight: np.ndarray = field(default=None, repr=False)      # sigma(y) of each record
+    weight: np.ndarray = field(default=None, repr=False)      # per-record weight, see prepare()
+    scored: list[bool] = field(default=None, repr=False)      # per window: False = dropped
 
     def prepare(self) -> "FileTruth":
+        """Per-record weights, before multiplying by the profile's A_TP or A_FP.
+
+        Inside a window (records s..e, L = e - s + 1): sigma(-(e - i + 1) / L) / sigma(-1), which
+        is exactly 1 at the window's first record. After a window: sigma((i - e) / (L - 1)).
+        Before the first window: -1. A window lying entirely in the probationary period is
+        marked not scored (dropped).
+        """
         wid = np.full(self.n, -1, dtype=np.int64)
-        sig = np.empty(self.n, dtype=float)
-        idx = np.arange(self.n)
-        prev_end, prev_len = None, None
-        cursor = 0
+        w = np.full(self.n, -1.0, dtype=float)
+        idx = np.arange(self.n, dtype=float)
+        prev_end = None
+        for k, (s, e) in enumerate(self.windows):
+            if not (0 <= s <= e < self.n):
+                raise ValueError(f"{self.name}: window {k} ({s}..{e}) outside the file's {self.n} records")
+            if prev_end is not None and s <= prev_end:
+                raise ValueError(f"{self.name}: windows overlap or are not sorted")
+            prev_end = e
+        bounds = list(self.windows) + [(self.n, self.n)]
         for k, (s, e) in enumerate(self.windows):
             length = e - s + 1
-            # records between the previous window (or the file start) and this window
-            gap = idx[cursor:s]
-            if prev_end is None:
-                sig[cursor:s] = -1.0
-            else:
-                sig[cursor:s] = scaled_sigmoid((gap - prev_end) / prev_len)
-            inside = idx[s:e + 1]
             wid[s:e + 1] = k
-            sig[s:e + 1] = scaled_sigmoid(-(e - inside + 1) / length)
-            prev_end, prev_len, cursor = e, length, e + 1
-        tail = idx[cursor:]
-        sig[cursor:] = -1.0 if prev_end is None else scaled_sigmoid((tail - prev_end) / prev_len)
-        self.window_id, self.weight = wid, sig
+            w[s:e + 1] = scaled_sigmoid(-(e - idx[s:e + 1] + 1) / length) / SIGMA_FIRST
+            after = slice(e + 1, bounds[k + 1][0])   # up to the next window or the file's end
+            if after.stop > after.start:
+                if length == 1:
+                    # NAB's scorer divides by (L - 1) here and fails; refuse rather than guess.
+                    raise ValueError(f"{self.name}: a one-record window followed by records "
+                                     "cannot be scored (the false-positive distance divides by L - 1 = 0)")
+                w[after] = scaled_sigmoid((idx[after] - e) / (length - 1))
+        self.window_id, self.weight = wid, w
+        self.scored = [e >= self.probation for _, e in self.windows]
         return self
+
+    @property
+    def n_scored_windows(self) -> int:
+        return sum(self.scored)
 
 
 def windows_to_indices(timestamps: list[datetime], windows: list[list[str]]) -> list[tuple[int, int]]:
-    """Inclusive record-index range of each window: the records whose timestamp lies in [start, end].
+    """Inclusive record-index range of each window, NAB's way: from the first record whose timestamp
+    equals the window's start to the first record whose timestamp equals its end.
 
-    NAB's data is not strictly ordered (daylight-saving repeats, one backwards jump), so membership
-    is decided record by record, as a timestamp comparison, and must come out contiguous.
+    NAB's data is not strictly ordered (daylight-saving repeats, one backwards jump), so the range is
+    positional: every record between those two is in the window. A bound that is not the timestamp
+    of a record is an error (NAB's scorer would silently skip such a window, or fail).
     """
-    ts = np.array([t.timestamp() for t in timestamps])
+    first: dict[datetime, int] = {}
+    for i, t in enumerate(timestamps):
+        first.setdefault(t, i)
     out = []
     for start, end in windows:
-        a, b = parse_ts(start).timestamp(), parse_ts(end).timestamp()
-        hit = np.flatnonzero((ts >= a) & (ts <= b))
-        if hit.size == 0:
-            raise ValueError(f"window {start}..{end} covers no record")
-        s, e = int(hit[0]), int(hit[-1])
-        if hit.size != e - s + 1:
-            raise ValueError(f"window {start}..{end} is not contiguous in the file")
+        a, b = parse_ts(start), parse_ts(end)
+        if a not in first or b not in first:
+            raise ValueError(f"window {start}..{end}: "
+                             f"{'start' if a not in first else 'end'} is not the timestamp of a record")
+        s, e = first[a], first[b]
+        if e < s:
+            raise ValueError(f"window {start}..{end} ends before it starts in the file")
         out.append((s, e))
     out.sort()
     for (s0, e0), (s1, _) in zip(out, out[1:]):
@@ -226,10 +252,15 @@ def load_results(results_dir: str, truth: dict[str, FileTruth]) -> dict[str, np.
 
 @dataclass
 class Counts:
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-    tn: int = 0
+    tp: int = 0       # windows detected
+    fp: int = 0       # false-positive records
+    fn: int = 0       # windows missed
+    tn: int = 0       # scored records outside windows that did not fire
+    dropped: int = 0  # windows lying entirely in the probationary period (not scored)
+
+    def add(self, other: "Counts") -> None:
+        self.tp += other.tp; self.fp += other.fp; self.fn += other.fn
+        self.tn += other.tn; self.dropped += other.dropped
 
 
 def score_detections(truth: FileTruth, detected: np.ndarray, profile: Profile) -> tuple[float, Counts]:
@@ -238,6 +269,9 @@ def score_detections(truth: FileTruth, detected: np.ndarray, profile: Profile) -
     det[: truth.probation] = False
     score, c = 0.0, Counts()
     for k, (s, e) in enumerate(truth.windows):
+        if not truth.scored[k]:
+            c.dropped += 1
+            continue
         hits = np.flatnonzero(det[s:e + 1])
         if hits.size:
             score += profile.tp * truth.weight[s + hits[0]]
@@ -260,28 +294,34 @@ def score_at_threshold(truth: dict[str, FileTruth], scores: dict[str, np.ndarray
     for rel, t in truth.items():
         s, c = score_detections(t, scores[rel] >= threshold, profile)
         total += s
-        tc.tp += c.tp; tc.fp += c.fp; tc.fn += c.fn; tc.tn += c.tn
+        tc.add(c)
     return total, tc
+
+
+def null_score(truth: dict[str, FileTruth], profile: Profile) -> float:
+    """Raw score of the detector that never fires: -A_FN per window that is not dropped."""
+    return -profile.fn * sum(t.n_scored_windows for t in truth.values())
 
 
 def optimise_threshold(truth: dict[str, FileTruth], scores: dict[str, np.ndarray],
                        profile: Profile) -> tuple[float, float]:
-    """Exact threshold search: the threshold (one for all files) maximising the summed raw score.
+    """The threshold (one for all files) maximising the summed raw score, and that score.
+
+    Candidates: "never fire" first (returned as +inf), then every distinct anomaly_score of a
+    scored record, from the highest down; a candidate replaces the best so far only if it scores
+    strictly more (beyond 1e-12, float rounding), so ties go to the highest threshold.
 
     Lowering the threshold past a score value adds the records holding that value. A false
     positive adds a fixed amount; a window's contribution depends only on its earliest detected
     record, so one sweep over the records in descending score order with a per-window "earliest
-    so far" gives the total for every distinct threshold. Returns (threshold, raw score); with no
-    threshold better than never firing, the threshold is +inf (the null detector).
+    so far" gives the total at every candidate.
     """
-    n_windows = sum(len(t.windows) for t in truth.values())
-    base = -profile.fn * n_windows  # nothing detected
+    base = null_score(truth, profile)  # nothing detected
     vals, kinds, gains, wkeys, widx = [], [], [], [], []
     wbase = 0
     for rel, t in truth.items():
         sc = scores[rel]
-        keep = np.arange(t.n) >= t.probation
-        i = np.flatnonzero(keep)
+        i = np.arange(t.probation, t.n)  # probationary records are never scored
         vals.append(sc[i])
         inside = t.window_id[i] >= 0
         kinds.append(inside)
@@ -293,7 +333,8 @@ def optimise_threshold(truth: dict[str, FileTruth], scores: dict[str, np.ndarray
     wkey = np.concatenate(wkeys); idx = np.concatenate(widx)
     order = np.argsort(-vals, kind="stable")
     vals, inside, gains, wkey, idx = vals[order], inside[order], gains[order], wkey[order], idx[order]
-    # per window: current earliest detected record index and its gain (None = missed)
+    # per window: earliest detected record so far and its gain (-A_FN while missed). A dropped
+    # window has no scored record, so it never appears here and its -A_FN is not in `base`.
     earliest = np.full(wbase, np.iinfo(np.int64).max, dtype=np.int64)
     cur_gain = np.full(wbase, -profile.fn, dtype=float)
     total = base
@@ -313,15 +354,17 @@ def optimise_threshold(truth: dict[str, FileTruth], scores: dict[str, np.ndarray
             else:
                 total += gains[k]
             k += 1
-        # tiny tolerance so float noise does not pick a lower threshold for an equal score
         if total > best + 1e-12:
             best, best_thr = total, float(v)
         j = k
     return best_thr, best
 
 
-def normalise(raw: float, n_windows: int, profile: Profile) -> float:
-    null = -profile.fn * n_windows
+def normalise(raw: float, n_windows: int, profile: Profile, null_raw: float | None = None) -> float:
+    """100 (raw - null) / (perfect - null), perfect = A_TP * n_windows (every window, dropped ones
+    too, as NAB counts them), null = the never-firing detector's raw score (default -A_FN *
+    n_windows, i.e. no window dropped)."""
+    null = -profile.fn * n_windows if null_raw is None else null_raw
     perfect = profile.tp * n_windows
     return 100.0 * (raw - null) / (perfect - null)
 
@@ -351,5 +394,6 @@ def score_scores(truth, scores, profile_table, profiles=None) -> dict[str, Profi
         raw_check, counts = score_at_threshold(truth, scores, p, thr)
         if not math.isclose(raw, raw_check, rel_tol=1e-9, abs_tol=1e-9):
             raise AssertionError(f"sweep ({raw}) and direct scoring ({raw_check}) disagree")
-        out[name] = ProfileResult(name, thr, raw, normalise(raw, n_windows, p), counts)
+        out[name] = ProfileResult(name, thr, float(raw),
+                                  float(normalise(raw, n_windows, p, null_score(truth, p))), counts)
     return out

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Score NAB-format result folders against a NAB dataset directory.
+"""Score NAB-format result folders against a NAB dataset directory, with NAB's scoring rules.
 
 usage:
   python3 models/nab/score.py --dataset DATASET_DIR RESULTS_DIR [RESULTS_DIR ...] [--json OUT]
@@ -11,8 +11,13 @@ the data file's relative path (e.g. RESULTS_DIR/realKnownCause/nyc_taxi.csv); NA
 <category>/<detector>_<name>.csv, is accepted too. Only the data files present in DATASET_DIR are
 scored, and normalisation counts only their windows.
 
---sanity scores two built-in detectors instead: the null detector (never fires; must score 0)
-and one that fires exactly at the first record of every window (must score close to 100).
+For each detector and profile it prints the normalised score (null detector 0, perfect 100), the
+raw score, the optimised threshold ("never" when never firing is best) and the counts: windows
+detected (TP), false-positive records (FP) and windows missed (FN).
+
+--sanity also scores two built-in detectors: the null detector (never fires; scores 0) and one
+that fires exactly at the first record of every window (scores 100 unless a window starts
+inside the probationary period).
 """
 from __future__ import annotations
 
@@ -51,7 +56,8 @@ def fmt_row(name, res):
 def as_json(res):
     return {p: {"normalised": r.normalised, "raw": r.raw,
                 "threshold": None if math.isinf(r.threshold) else r.threshold,
-                "tp": r.counts.tp, "fp": r.counts.fp, "fn": r.counts.fn, "tn": r.counts.tn}
+                "tp": r.counts.tp, "fp": r.counts.fp, "fn": r.counts.fn, "tn": r.counts.tn,
+                "windows_dropped": r.counts.dropped}
             for p, r in res.items()}
 
 
@@ -68,7 +74,9 @@ def main(argv=None):
     truth = nab.load_truth(args.dataset)
     profiles = nab.load_profiles(args.dataset)
     n_windows = sum(len(t.windows) for t in truth.values())
-    print(f"{len(truth)} data files, {n_windows} windows, "
+    n_dropped = n_windows - sum(t.n_scored_windows for t in truth.values())
+    dropped = f" ({n_dropped} inside the probationary period, not scored)" if n_dropped else ""
+    print(f"{len(truth)} data files, {n_windows} windows{dropped}, "
           f"{sum(t.n for t in truth.values())} records; columns: " + "  ".join(nab.PROFILES))
     report = {}
     if args.sanity:
