@@ -77,12 +77,23 @@ pub fn describe_io(error: &io::Error) -> String {
     }
 }
 
+/// The largest kernel file vigil reads (a host's mount table is the largest, tens of KiB).
+pub(crate) const MAX_FILE_BYTES: u64 = 4 << 20;
+
 /// Reads a whole file into `bytes` (cleared first), keeping its allocation.
+///
+/// Kernel files report a size of 0 or 4096 whatever they hold, so asking for the size first (as
+/// `File::read_to_end` does, with `statx` and `lseek`) only costs two system calls per file:
+/// reading through a bounded `Take` skips them, leaving open, read until end, close.
 pub(crate) fn read_into(path: &Path, bytes: &mut Vec<u8>) -> Result<(), ReadError> {
     bytes.clear();
-    fs::File::open(path)
-        .and_then(|mut file| file.read_to_end(bytes))
-        .map_err(|error| ReadError::io(path, error))?;
+    let file = fs::File::open(path).map_err(|error| ReadError::io(path, error))?;
+    file.take(MAX_FILE_BYTES + 1).read_to_end(bytes).map_err(|error| ReadError::io(path, error))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        bytes.clear();
+        let error = io::Error::new(io::ErrorKind::InvalidData, "larger than 4 MiB");
+        return Err(ReadError::io(path, error));
+    }
     Ok(())
 }
 
