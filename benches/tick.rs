@@ -88,8 +88,17 @@ fn visible_processes() -> usize {
         .unwrap_or(0)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+/// A local-mode agent watching the [`Watched`] processes, on its own runtime, after `ticks`
+/// ticks (the first ones size the buffers).
+fn started_agent(ticks: usize) -> (tokio::runtime::Runtime, Arc<Shared>, Agent) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let config = local_config();
+    let shared = Arc::new(Shared::new(Mode::Local, config.interval));
+    let mut agent = rt.block_on(async { Agent::new(&config, Arc::clone(&shared)) }).expect("agent");
+    for _ in 0..ticks {
+        rt.block_on(agent.tick());
+    }
+    (rt, shared, agent)
 }
 
 fn whole_tick(c: &mut Criterion) {
@@ -97,14 +106,7 @@ fn whole_tick(c: &mut Criterion) {
     let mut group = c.benchmark_group("tick");
     for n in [1, 3, 10] {
         let _watched = Watched::start(n);
-        let rt = runtime();
-        let config = local_config();
-        let shared = Arc::new(Shared::new(Mode::Local, config.interval));
-        let mut agent = rt.block_on(async { Agent::new(&config, Arc::clone(&shared)) }).expect("agent");
-        // Past the first ticks, which size the buffers and load nothing else.
-        for _ in 0..20 {
-            rt.block_on(agent.tick());
-        }
+        let (rt, _shared, mut agent) = started_agent(20);
         let before = ALLOCATIONS.load(Ordering::Relaxed);
         for _ in 0..100 {
             rt.block_on(agent.tick());
@@ -153,13 +155,7 @@ fn metadata(c: &mut Criterion) {
 
 fn metrics(c: &mut Criterion) {
     let _watched = Watched::start(3);
-    let rt = runtime();
-    let config = local_config();
-    let shared = Arc::new(Shared::new(Mode::Local, config.interval));
-    let mut agent = rt.block_on(async { Agent::new(&config, Arc::clone(&shared)) }).expect("agent");
-    for _ in 0..5 {
-        rt.block_on(agent.tick());
-    }
+    let (_rt, shared, _agent) = started_agent(5);
     c.bench_function("metrics/encode", |b| b.iter(|| shared.metrics.encode()));
 }
 

@@ -54,6 +54,15 @@ impl ReadError {
         }
     }
 
+    /// Whether the failure may be the process behind the file exiting: the file vanished, or
+    /// access was refused (an exiting process refuses access to what it has dropped, even to
+    /// root). [`ProcReader::has_exited`](crate::sources::procfs::ProcReader::has_exited) says
+    /// whether it did.
+    pub fn may_mean_exit(&self) -> bool {
+        self.is_vanished()
+            || matches!(self, ReadError::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied)
+    }
+
     /// Whether the kernel has the file but does not support reading it (PSI disabled at boot
     /// gives `EOPNOTSUPP`).
     pub fn is_unsupported(&self) -> bool {

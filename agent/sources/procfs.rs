@@ -329,23 +329,20 @@ impl ProcReader {
         Ok(())
     }
 
-    /// Whether process `pid` has exited, given that reading one of its files failed with
-    /// `error`: the file vanished and the process is gone, exiting or a zombie (which keeps
-    /// `stat` but loses its memory, files and namespaces). A file of a process that exits while it is being
-    /// read vanishes with it (`ENOENT`, `ESRCH` once opened, `EACCES` for what it has dropped);
-    /// that is the process ending, not the source failing. A file missing from a process that is still running is a failure.
-    pub fn has_exited(&mut self, pid: u32, error: &ReadError) -> bool {
-        // An exiting process also refuses access to what it is dropping (`EACCES`, even to root).
-        let denied = matches!(error, ReadError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied);
-        if !error.is_vanished() && !denied {
-            return false;
-        }
+    /// Whether process `pid` has exited: it is gone, exiting (`PF_EXITING`) or a zombie, which
+    /// keeps `stat` but has dropped its memory, files and namespaces. Asked after a read of one
+    /// of its files failed in a way that [`ReadError::may_mean_exit`]: a process that exits
+    /// while it is read takes its files with it, which is the process ending, not the source
+    /// failing.
+    pub fn has_exited(&mut self, pid: u32) -> bool {
         match self.read_stat(pid) {
             Ok(stat) => matches!(stat.state, 'Z' | 'X') || stat.flags & PF_EXITING != 0,
-            Err(error) if error.is_vanished() => {
+            // `ESRCH`: it exited after `stat` was opened.
+            Err(error) if error.is_vanished() && !error.is_not_found() => true,
+            // No `stat`: exited if its directory is gone too (a fixture may lack the file).
+            Err(error) if error.is_not_found() => {
                 self.set_root_path(format_args!("{pid}"));
                 fs::symlink_metadata(&self.path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-                    || !error.is_not_found()
             }
             Err(_) => false,
         }

@@ -156,8 +156,7 @@ impl LocalSampler {
                 Ok(cmdline) => cmdline,
                 Err(error) => {
                     // A process that exits before it is even chosen is simply not there.
-                    let error = Unless::exited(proc, pid, error);
-                    error.push(Source::Proc, errors);
+                    ProcessFailures::default().push(proc, pid, Source::Proc, &error, errors);
                     continue;
                 }
             };
@@ -193,39 +192,45 @@ impl LocalSampler {
                 }
                 Err(error) => {
                     // Without `stat` there is no identity to report.
-                    Unless::exited(proc, pid, error).push(Source::Proc, errors);
+                    ProcessFailures::default().push(proc, pid, Source::Proc, &error, errors);
                     continue;
                 }
             };
             // A process that exits from here on keeps what was read of it (it was there this
-            // tick); the files it took with it are not errors.
-            let mut exited = false;
-            let status = proc.read_status(pid);
-            if let Some(status) = checked(proc, pid, status, Source::Proc, errors, &mut exited) {
-                reading.rss_bytes = status.rss_bytes;
-                reading.threads = status.threads.or(reading.threads);
+            // tick); the files it took with it are not errors, and the rest are not read.
+            let mut failures = ProcessFailures::default();
+            match proc.read_status(pid) {
+                Ok(status) => {
+                    reading.rss_bytes = status.rss_bytes;
+                    reading.threads = status.threads.or(reading.threads);
+                }
+                Err(error) => failures.push(proc, pid, Source::Proc, &error, errors),
             }
-            if !exited {
-                let limit = proc.read_fd_limit(pid);
-                reading.fd_limit = checked(proc, pid, limit, Source::Proc, errors, &mut exited).flatten();
+            if !failures.exited {
+                match proc.read_fd_limit(pid) {
+                    Ok(limit) => reading.fd_limit = limit,
+                    Err(error) => failures.push(proc, pid, Source::Proc, &error, errors),
+                }
             }
-            if !exited {
-                let fds = proc.count_fds(pid);
-                reading.open_fds = checked(proc, pid, fds, Source::Proc, errors, &mut exited);
+            if !failures.exited {
+                match proc.count_fds(pid) {
+                    Ok(fds) => reading.open_fds = Some(fds),
+                    Err(error) => failures.push(proc, pid, Source::Proc, &error, errors),
+                }
             }
-            if !exited {
-                reading.cgroup = cgroup_index(proc, cgroups, notices, pid, &mut out.cgroups, errors);
+            if !failures.exited {
+                reading.cgroup =
+                    cgroup_index(proc, cgroups, notices, pid, &mut out.cgroups, &mut failures, errors);
             }
-            if !exited {
+            if !failures.exited {
                 reading.network = match proc.read_net_namespace(pid) {
                     Ok(inode) => Some(network_index(Some(inode), &mut out.networks)),
                     Err(error) => {
-                        let vanished = error.is_vanished();
-                        Unless::exited(proc, pid, error).push(Source::Network, errors);
+                        failures.push(proc, pid, Source::Network, &error, errors);
                         // A process that exited has no namespace. One whose link is merely
                         // unreadable (another user's process) still has sockets, which its
                         // `net/` files show: such processes share one entry without an inode.
-                        (!vanished).then(|| network_index(None, &mut out.networks))
+                        (!error.is_vanished()).then(|| network_index(None, &mut out.networks))
                     }
                 };
             }
@@ -339,12 +344,13 @@ fn cgroup_index(
     notices: &mut Notices,
     pid: u32,
     readings: &mut Vec<CgroupReading>,
+    failures: &mut ProcessFailures,
     errors: &mut Vec<SourceError>,
 ) -> Option<usize> {
     let membership = match proc.read_cgroup(pid) {
         Ok(membership) => membership,
         Err(error) => {
-            Unless::exited(proc, pid, error).push(Source::Cgroup, errors);
+            failures.push(proc, pid, Source::Cgroup, &error, errors);
             return None;
         }
     };
@@ -394,9 +400,8 @@ fn read_network(
     if list_listeners {
         network.listeners.clear();
         if let Err(error) = proc.read_listeners(pid, "tcp", &mut network.listeners) {
-            let vanished = error.is_vanished();
-            Unless::exited(proc, pid, error).push(Source::Network, errors);
-            if vanished {
+            ProcessFailures::default().push(proc, pid, Source::Network, &error, errors);
+            if error.is_vanished() {
                 return false;
             }
         }
@@ -418,41 +423,30 @@ fn read_network(
     true
 }
 
-/// The value read from a file of process `pid`, or `None` with the failure counted, unless the
-/// process exited meanwhile (then `exited` is set).
-fn checked<T>(
-    proc: &mut ProcReader,
-    pid: u32,
-    result: Result<T, ReadError>,
-    source: Source,
-    errors: &mut Vec<SourceError>,
-    exited: &mut bool,
-) -> Option<T> {
-    match result {
-        Ok(value) => Some(value),
-        Err(error) => {
-            let error = Unless::exited(proc, pid, error);
-            *exited |= matches!(error, Unless::Exited);
-            error.push(source, errors);
-            None
+/// The failed reads of one process's files in one tick. Each is counted unless the process
+/// has exited, which costs a read of its `stat` and is asked at most once: a process found
+/// running is taken to be running for the rest of the tick (another user's process refuses its
+/// `fd` and `ns/net` every tick).
+#[derive(Debug, Default)]
+struct ProcessFailures {
+    running: bool,
+    exited: bool,
+}
+
+impl ProcessFailures {
+    fn push(
+        &mut self,
+        proc: &mut ProcReader,
+        pid: u32,
+        source: Source,
+        error: &ReadError,
+        errors: &mut Vec<SourceError>,
+    ) {
+        if !self.running && !self.exited && error.may_mean_exit() {
+            self.exited = proc.has_exited(pid);
+            self.running = !self.exited;
         }
-    }
-}
-
-/// A failed read of a process's file, unless the process exited meanwhile.
-enum Unless {
-    Exited,
-    Failed(ReadError),
-}
-
-impl Unless {
-    fn exited(proc: &mut ProcReader, pid: u32, error: ReadError) -> Unless {
-        if proc.has_exited(pid, &error) { Unless::Exited } else { Unless::Failed(error) }
-    }
-
-    /// Counts the failure; a process that exited is not one.
-    fn push(&self, source: Source, errors: &mut Vec<SourceError>) {
-        if let Unless::Failed(error) = self {
+        if !self.exited {
             push(errors, source, error);
         }
     }
