@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::judge::sample::{CgroupReading, CgroupVersion};
-use crate::sources::files::{ParseError, ReadError, as_text, read_into};
+use crate::sources::files::{OpenFiles, ParseError, ReadError, as_text, read_into};
 use crate::sources::procfs::Membership;
 
 /// The controllers vigil reads.
@@ -357,7 +357,13 @@ struct Layout {
     mount_roots: MountRoots,
 }
 
-/// Reads cgroup files under a cgroup root, reusing one path buffer and one text buffer.
+/// Cgroup files held open: a v1 task's ten files and three ancestors' limits, for a few
+/// cgroups.
+const HELD_FILES: usize = 48;
+
+/// Reads cgroup files under a cgroup root, reusing one path buffer and one text buffer. The
+/// files read every tick are held open ([`OpenFiles`]); [`CgroupReader::end_tick`] closes those
+/// of cgroups no longer read.
 #[derive(Debug)]
 pub struct CgroupReader {
     root: PathBuf,
@@ -365,6 +371,7 @@ pub struct CgroupReader {
     path: PathBuf,
     bytes: Vec<u8>,
     lossy: String,
+    open: OpenFiles,
 }
 
 impl CgroupReader {
@@ -375,7 +382,13 @@ impl CgroupReader {
             path: PathBuf::new(),
             bytes: Vec::with_capacity(2048),
             lossy: String::new(),
+            open: OpenFiles::new(HELD_FILES),
         }
+    }
+
+    /// Closes the held files that were not read since the previous call; called once a tick.
+    pub fn end_tick(&mut self) {
+        self.open.sweep();
     }
 
     pub fn root(&self) -> &Path {
@@ -574,7 +587,7 @@ impl CgroupReader {
             relative = &relative[..cut];
             let ancestor = Placement { relative, ..*placement };
             self.set_path(layout, &ancestor, file);
-            if read_into(&self.path, &mut self.bytes).is_ok()
+            if self.open.read(&self.path, &mut self.bytes).is_ok()
                 && let Ok(limit) = parse(as_text(&self.bytes, &mut self.lossy))
             {
                 tightest = min_limit(tightest, limit);
@@ -595,7 +608,7 @@ impl CgroupReader {
         errors: &mut Vec<ReadError>,
     ) -> Option<T> {
         self.set_path(layout, placement, file);
-        match read_into(&self.path, &mut self.bytes) {
+        match self.open.read(&self.path, &mut self.bytes) {
             Ok(()) => {}
             Err(error) if error.is_not_found() && placement.relative.is_empty() => return None,
             Err(error) => {

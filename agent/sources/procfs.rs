@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::judge::sample::{Listener, PressureLine};
-use crate::sources::files::{ParseError, ReadError, as_text, read_into};
+use crate::sources::files::{OpenFiles, ParseError, ReadError, as_text, read_into};
 
 // ---------------------------------------------------------------------------------------------
 // Pure parsers.
@@ -293,22 +293,46 @@ fn number<T: std::str::FromStr>(text: &str, what: &'static str) -> Result<T, Par
 // ---------------------------------------------------------------------------------------------
 
 /// Reads files under a proc root, reusing one path buffer and one text buffer across calls.
+/// The files read every tick (`stat`, `status`, `net/netstat`, `pressure/*`) are held open
+/// ([`OpenFiles`]); [`ProcReader::end_tick`] closes those of processes no longer read.
 #[derive(Debug)]
 pub struct ProcReader {
     root: PathBuf,
     path: PathBuf,
     bytes: Vec<u8>,
     lossy: String,
+    open: OpenFiles,
+    /// Whether the root is a live procfs, whose `<pid>/fd` directories give their number of
+    /// entries as their size (Linux 6.2 and later); found on first use.
+    procfs: Option<bool>,
 }
 
 impl ProcReader {
+    /// A reader that holds at most 16 files open.
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        ProcReader::holding(root, 16)
+    }
+
+    /// A reader that holds at most `files` files open.
+    pub fn holding(root: impl Into<PathBuf>, files: usize) -> Self {
         ProcReader {
             root: root.into(),
             path: PathBuf::new(),
             bytes: Vec::with_capacity(4096),
             lossy: String::new(),
+            open: OpenFiles::new(files),
+            procfs: None,
         }
+    }
+
+    /// Closes the held files that were not read since the previous call; called once a tick.
+    pub fn end_tick(&mut self) {
+        self.open.sweep();
+    }
+
+    /// How many files are held open.
+    pub fn held_files(&self) -> usize {
+        self.open.len()
     }
 
     pub fn root(&self) -> &Path {
@@ -356,12 +380,12 @@ impl ProcReader {
 
     pub fn read_stat(&mut self, pid: u32) -> Result<Stat<'_>, ReadError> {
         self.set_pid_path(pid, "stat");
-        self.read_parsed(parse_stat)
+        self.read_held_parsed(parse_stat)
     }
 
     pub fn read_status(&mut self, pid: u32) -> Result<Status, ReadError> {
         self.set_pid_path(pid, "status");
-        self.read_parsed(parse_status)
+        self.read_held_parsed(parse_status)
     }
 
     /// The soft open-files limit; `Ok(None)` when unlimited.
@@ -370,15 +394,30 @@ impl ProcReader {
         self.read_parsed(parse_fd_limit)
     }
 
-    pub fn read_cgroup(&mut self, pid: u32) -> Result<Membership<'_>, ReadError> {
+    /// The text of `/proc/<pid>/cgroup`, once it has been parsed with [`parse_cgroup`].
+    pub fn read_cgroup(&mut self, pid: u32) -> Result<&str, ReadError> {
         self.set_pid_path(pid, "cgroup");
-        self.read_parsed(parse_cgroup)
+        read_into(&self.path, &mut self.bytes)?;
+        let text = as_text(&self.bytes, &mut self.lossy);
+        parse_cgroup(text).map_err(|error| ReadError::parse(&self.path, error))?;
+        Ok(text)
     }
 
-    /// Counts the entries of `/proc/<pid>/fd`. Listing another user's process needs ptrace
-    /// access, so `EACCES` is an expected failure.
+    /// The number of open files of process `pid`. A live procfs of Linux 6.2 or later gives it
+    /// as the size of `/proc/<pid>/fd`, to any user, in one `statx`; otherwise, or when that
+    /// says 0, the directory's entries are counted, which needs ptrace access to another
+    /// user's process (`EACCES` is then an expected failure).
     pub fn count_fds(&mut self, pid: u32) -> Result<u64, ReadError> {
         self.set_pid_path(pid, "fd");
+        let procfs = *self.procfs.get_or_insert_with(|| {
+            rustix::fs::statfs(&self.root).is_ok_and(|fs| fs.f_type == rustix::fs::PROC_SUPER_MAGIC)
+        });
+        if procfs {
+            let size = fs::metadata(&self.path).map_err(|error| ReadError::io(&self.path, error))?.len();
+            if size > 0 {
+                return Ok(size);
+            }
+        }
         let entries = fs::read_dir(&self.path).map_err(|error| ReadError::io(&self.path, error))?;
         let mut count = 0;
         for entry in entries {
@@ -415,13 +454,13 @@ impl ProcReader {
 
     pub fn read_netstat(&mut self, pid: u32) -> Result<ListenCounters, ReadError> {
         self.set_pid_path(pid, "net/netstat");
-        self.read_parsed(parse_netstat)
+        self.read_held_parsed(parse_netstat)
     }
 
     /// Reads `pressure/<resource>` (`cpu`, `memory` or `io`) under the root.
     pub fn read_pressure(&mut self, resource: &str) -> Result<PressureLine, ReadError> {
         self.set_root_path(format_args!("pressure/{resource}"));
-        self.read_parsed(parse_pressure)
+        self.read_held_parsed(parse_pressure)
     }
 
     /// The mount table of the reading process (`self/mountinfo`), which says where each cgroup
@@ -448,6 +487,16 @@ impl ProcReader {
         parse: impl FnOnce(&'a str) -> Result<T, ParseError>,
     ) -> Result<T, ReadError> {
         read_into(&self.path, &mut self.bytes)?;
+        let text = as_text(&self.bytes, &mut self.lossy);
+        parse(text).map_err(|error| ReadError::parse(&self.path, error))
+    }
+
+    /// As `read_parsed`, through a held handle.
+    fn read_held_parsed<'a, T>(
+        &'a mut self,
+        parse: impl FnOnce(&'a str) -> Result<T, ParseError>,
+    ) -> Result<T, ReadError> {
+        self.open.read(&self.path, &mut self.bytes)?;
         let text = as_text(&self.bytes, &mut self.lossy);
         parse(text).map_err(|error| ReadError::parse(&self.path, error))
     }
@@ -740,6 +789,33 @@ IpExt: 0 0 0 0 0 0 139883128 294211 0 0 0 0 0 5657 0 0 0 0
         // Captured with `readlink /proc/self/ns/net`.
         assert_eq!(parse_net_namespace("net:[4026531833]"), Ok(4026531833));
         assert_eq!(parse_net_namespace("mnt:[4026531833]"), Err(ParseError::Malformed("net namespace link")));
+    }
+
+    #[test]
+    fn open_files_are_the_fd_directory_size_and_its_entries() {
+        // A child that stays as it is: the size of its `fd` directory (Linux 6.2 and later) and
+        // a count of its entries agree.
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut reader = ProcReader::new("/proc");
+        let entries = fs::read_dir(format!("/proc/{}/fd", child.id())).unwrap().count() as u64;
+        assert_eq!(reader.count_fds(child.id()).unwrap(), entries);
+        assert!(entries >= 3, "stdin, stdout, stderr and what it inherited");
+        assert_eq!(reader.procfs, Some(true));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // A fixture is no procfs: its entries are counted.
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/local/proc");
+        let mut reader = ProcReader::new(&fixture);
+        let entries = fs::read_dir(fixture.join("12/fd")).unwrap().count() as u64;
+        assert_eq!(reader.count_fds(12).unwrap(), entries);
+        assert_eq!(reader.procfs, Some(false));
     }
 
     #[test]

@@ -28,11 +28,20 @@ use crate::judge::sample::{
 };
 use crate::sources::cgroup::CgroupReader;
 use crate::sources::files::ReadError;
-use crate::sources::procfs::{PF_KTHREAD, ProcReader, cmdline_to_line};
+use crate::sources::procfs::{PF_KTHREAD, ProcReader, cmdline_to_line, parse_cgroup};
 use crate::sources::sockdiag::{MAX_LISTENERS, SockDiag};
 
 /// At most this many processes are watched (the lowest PIDs first).
 pub const MAX_PROCESSES: usize = 64;
+
+/// Files the proc reader holds open: `stat` and `status` of every watched process, the
+/// namespaces' `net/netstat` and the three pressure files.
+const HELD_PROC_FILES: usize = 2 * MAX_PROCESSES + 8;
+
+/// A watched process's command line, open-files limit and cgroup membership, which rarely
+/// change, are read again every this many ticks (spread over ticks by PID), and at once for a
+/// new process.
+pub const FACTS_EVERY_TICKS: u64 = 10;
 
 /// The host's kernel thread daemon, parent of every kernel thread.
 const KTHREADD_PID: u32 = 2;
@@ -56,6 +65,9 @@ pub struct LocalSampler {
     pids: Vec<u32>,
     /// The command line of the process being matched, arguments joined by spaces.
     line: String,
+    /// The name of the process being read.
+    comm: String,
+    known: Known,
     notices: Notices,
     ticks: u64,
     /// The listeners last read, per network namespace.
@@ -81,13 +93,15 @@ enum OwnNamespace {
 impl LocalSampler {
     pub fn new(proc_root: PathBuf, cgroup_root: PathBuf, watch: Option<Regex>, self_pid: u32) -> Self {
         LocalSampler {
-            proc: ProcReader::new(proc_root),
+            proc: ProcReader::holding(proc_root, HELD_PROC_FILES),
             cgroups: CgroupReader::new(cgroup_root),
             watch,
             self_pid,
             capped: false,
             pids: Vec::new(),
             line: String::new(),
+            comm: String::new(),
+            known: Known::default(),
             notices: Notices::default(),
             ticks: 0,
             listeners: Vec::new(),
@@ -141,10 +155,25 @@ impl LocalSampler {
             self.read_networks(out, errors);
         }
         out.pressure = self.read_pressure(errors);
+        self.proc.end_tick();
+        self.cgroups.end_tick();
     }
 
     fn read_processes(&mut self, out: &mut Sample, errors: &mut Vec<SourceError>) {
-        let LocalSampler { proc, cgroups, watch, self_pid, capped, pids, line, notices, .. } = self;
+        let LocalSampler {
+            proc,
+            cgroups,
+            watch,
+            self_pid,
+            capped,
+            pids,
+            line,
+            notices,
+            known,
+            comm,
+            ticks,
+            ..
+        } = self;
         let host_kthreadd = pids.binary_search(&KTHREADD_PID).is_ok()
             && matches!(proc.read_stat(KTHREADD_PID), Ok(stat) if stat.comm == "kthreadd" && stat.ppid == 0);
 
@@ -152,37 +181,20 @@ impl LocalSampler {
             if pid == *self_pid || (host_kthreadd && pid == KTHREADD_PID) {
                 continue;
             }
-            let cmdline = match proc.read_cmdline(pid) {
-                Ok(cmdline) => cmdline,
-                Err(error) => {
-                    // A process that exits before it is even chosen is simply not there.
-                    ProcessFailures::default().push(proc, pid, Source::Proc, &error, errors);
-                    continue;
-                }
-            };
-            // Kernel threads, and zombies, have an empty command line.
-            if cmdline.is_empty() {
-                continue;
-            }
-            if let Some(watch) = watch {
-                cmdline_to_line(cmdline, line);
-                if !watch.is_match(line) {
-                    continue;
-                }
-            }
-            if out.processes.len() == MAX_PROCESSES {
-                *capped = true;
-                break;
-            }
-
             let mut reading = match proc.read_stat(pid) {
                 Ok(stat) => {
-                    if stat.flags & PF_KTHREAD != 0 || (host_kthreadd && stat.ppid == KTHREADD_PID) {
+                    // Kernel threads and zombies (whose memory and files are gone) are not
+                    // watched; nor are the kernel's user-mode helpers.
+                    if stat.flags & PF_KTHREAD != 0
+                        || matches!(stat.state, 'Z' | 'X')
+                        || (host_kthreadd && stat.ppid == KTHREADD_PID)
+                    {
                         continue;
                     }
+                    comm.clear();
+                    comm.push_str(stat.comm);
                     ProcessReading {
                         pid,
-                        name: stat.comm.to_owned(),
                         start_ticks: stat.start_ticks,
                         state: stat.state,
                         threads: Some(stat.threads),
@@ -191,14 +203,49 @@ impl LocalSampler {
                     }
                 }
                 Err(error) => {
-                    // Without `stat` there is no identity to report.
+                    // Without `stat` there is no identity to report; a process that exits
+                    // before it is even chosen is simply not there.
                     ProcessFailures::default().push(proc, pid, Source::Proc, &error, errors);
                     continue;
                 }
             };
+            let entry = known.entry(pid, reading.start_ticks, comm, *ticks);
             // A process that exits from here on keeps what was read of it (it was there this
             // tick); the files it took with it are not errors, and the rest are not read.
             let mut failures = ProcessFailures::default();
+            if entry.due {
+                entry.watched = match proc.read_cmdline(pid) {
+                    // Empty in the middle of an exec, so asked again on the next tick (kernel
+                    // threads and zombies, whose command lines are empty for good, were left
+                    // out by their `stat`).
+                    Ok(cmdline) if cmdline.is_empty() => {
+                        entry.stale = true;
+                        false
+                    }
+                    Ok(cmdline) => match watch {
+                        Some(watch) => {
+                            cmdline_to_line(cmdline, line);
+                            watch.is_match(line)
+                        }
+                        None => true,
+                    },
+                    Err(error) => {
+                        failures.push(proc, pid, Source::Proc, &error, errors);
+                        entry.due_again();
+                        continue;
+                    }
+                };
+            }
+            if !entry.watched {
+                continue;
+            }
+            if out.processes.len() == MAX_PROCESSES {
+                *capped = true;
+                entry.due_again();
+                break;
+            }
+            reading.name.clone_from(comm);
+
             match proc.read_status(pid) {
                 Ok(status) => {
                     reading.rss_bytes = status.rss_bytes;
@@ -206,21 +253,38 @@ impl LocalSampler {
                 }
                 Err(error) => failures.push(proc, pid, Source::Proc, &error, errors),
             }
-            if !failures.exited {
-                match proc.read_fd_limit(pid) {
-                    Ok(limit) => reading.fd_limit = limit,
-                    Err(error) => failures.push(proc, pid, Source::Proc, &error, errors),
+            if entry.due && !failures.exited {
+                // A fact that cannot be read is tried again (and counted) on the next tick.
+                let mut retry = false;
+                entry.fd_limit = match proc.read_fd_limit(pid) {
+                    Ok(limit) => limit,
+                    Err(error) => {
+                        failures.push(proc, pid, Source::Proc, &error, errors);
+                        retry = true;
+                        None
+                    }
+                };
+                entry.cgroup.clear();
+                match proc.read_cgroup(pid) {
+                    Ok(text) => entry.cgroup.push_str(text),
+                    Err(error) => {
+                        failures.push(proc, pid, Source::Cgroup, &error, errors);
+                        retry = true;
+                    }
+                }
+                if retry {
+                    entry.due_again();
                 }
             }
+            reading.fd_limit = entry.fd_limit;
             if !failures.exited {
                 match proc.count_fds(pid) {
                     Ok(fds) => reading.open_fds = Some(fds),
                     Err(error) => failures.push(proc, pid, Source::Proc, &error, errors),
                 }
             }
-            if !failures.exited {
-                reading.cgroup =
-                    cgroup_index(proc, cgroups, notices, pid, &mut out.cgroups, &mut failures, errors);
+            if !failures.exited && !entry.cgroup.is_empty() {
+                reading.cgroup = cgroup_index(cgroups, notices, &entry.cgroup, &mut out.cgroups, errors);
             }
             if !failures.exited {
                 reading.network = match proc.read_net_namespace(pid) {
@@ -236,6 +300,7 @@ impl LocalSampler {
             }
             out.processes.push(reading);
         }
+        known.forget_unseen(*ticks);
     }
 
     /// Reads each network namespace's files once, through its first member process; if that
@@ -336,24 +401,17 @@ impl LocalSampler {
     }
 }
 
-/// Finds (or reads and adds) the cgroup reading of process `pid`; `None` when its cgroup
-/// cannot be read.
+/// Finds (or reads and adds) the cgroup reading of a process whose `/proc/<pid>/cgroup` says
+/// `membership`; `None` when its cgroup cannot be read.
 fn cgroup_index(
-    proc: &mut ProcReader,
     cgroups: &mut CgroupReader,
     notices: &mut Notices,
-    pid: u32,
+    membership: &str,
     readings: &mut Vec<CgroupReading>,
-    failures: &mut ProcessFailures,
     errors: &mut Vec<SourceError>,
 ) -> Option<usize> {
-    let membership = match proc.read_cgroup(pid) {
-        Ok(membership) => membership,
-        Err(error) => {
-            failures.push(proc, pid, Source::Cgroup, &error, errors);
-            return None;
-        }
-    };
+    // The text parsed when it was read.
+    let membership = parse_cgroup(membership).ok()?;
     let located = cgroups.locate(&membership);
     let identity = match located.identity() {
         Ok(identity) => identity,
@@ -421,6 +479,80 @@ fn read_network(
         network.listen_drops = counters.drops;
     }
     true
+}
+
+/// What was read of the processes seen last tick, by PID: the facts that rarely change.
+#[derive(Debug, Default)]
+struct Known {
+    /// Sorted by PID.
+    processes: Vec<KnownProcess>,
+}
+
+#[derive(Debug)]
+struct KnownProcess {
+    pid: u32,
+    start_ticks: u64,
+    name: String,
+    /// The tick it was last seen on.
+    seen: u64,
+    /// Whether its facts are read this tick.
+    due: bool,
+    /// Whether they are to be read on the next tick it is seen, whatever its turn.
+    stale: bool,
+    /// Whether its command line is watched (not empty, and matching `VIGIL_WATCH`).
+    watched: bool,
+    fd_limit: Option<u64>,
+    /// The text of its `/proc/<pid>/cgroup`; empty when it could not be read.
+    cgroup: String,
+}
+
+impl Known {
+    /// The entry of the process `pid` started at `start_ticks` and named `name`, marked seen on
+    /// `tick`. A new process (a PID reused is one) and a process whose name changed (it ran
+    /// another program: the command line changes with it) are due at once.
+    fn entry(&mut self, pid: u32, start_ticks: u64, name: &str, tick: u64) -> &mut KnownProcess {
+        let index = match self.processes.binary_search_by_key(&pid, |known| known.pid) {
+            Ok(index) => index,
+            Err(index) => {
+                let known = KnownProcess {
+                    pid,
+                    start_ticks,
+                    name: name.to_owned(),
+                    seen: tick,
+                    due: true,
+                    stale: true,
+                    watched: false,
+                    fd_limit: None,
+                    cgroup: String::new(),
+                };
+                self.processes.insert(index, known);
+                index
+            }
+        };
+        let known = &mut self.processes[index];
+        if known.start_ticks != start_ticks || known.name != name {
+            known.start_ticks = start_ticks;
+            known.name.clear();
+            known.name.push_str(name);
+            known.stale = true;
+        }
+        known.seen = tick;
+        known.due = known.stale || (tick + u64::from(pid)).is_multiple_of(FACTS_EVERY_TICKS);
+        known.stale = false;
+        known
+    }
+
+    /// Forgets the processes not seen on `tick`.
+    fn forget_unseen(&mut self, tick: u64) {
+        self.processes.retain(|known| known.seen == tick);
+    }
+}
+
+impl KnownProcess {
+    /// Asks for its facts to be read on the next tick (they could not be read on this one).
+    fn due_again(&mut self) {
+        self.stale = true;
+    }
 }
 
 /// The failed reads of one process's files in one tick. Each is counted unless the process
@@ -646,8 +778,8 @@ mod tests {
                 (Source::Proc, "read proc/40/stat: no such file or directory".to_owned()),
                 (Source::Proc, "read proc/41/status: no such file or directory".to_owned()),
                 (Source::Proc, "read proc/41/limits: no such file or directory".to_owned()),
-                (Source::Proc, "read proc/41/fd: no such file or directory".to_owned()),
                 (Source::Cgroup, "read proc/41/cgroup: no such file or directory".to_owned()),
+                (Source::Proc, "read proc/41/fd: no such file or directory".to_owned()),
                 (Source::Network, "read proc/41/ns/net: no such file or directory".to_owned()),
             ]
         );
@@ -812,7 +944,12 @@ mod tests {
         let mut sampler = fixture_sampler("cgroup-v2", Some(r"-m gunicorn app:"));
         let (sample, errors) = tick(&mut sampler);
         assert_eq!(pids(&sample), [12]);
-        assert_eq!(errors, []);
+        // Every visible process's `stat` is read (it says which process holds the PID), so
+        // 40, which vanished before it, is counted though it would not have been watched.
+        assert_eq!(
+            details(&errors),
+            [(Source::Proc, "read proc/40/stat: no such file or directory".to_owned())]
+        );
         // The namespace is now read through 12, its only watched member.
         assert_eq!(sample.networks.len(), 1);
         assert_eq!(sample.networks[0].listeners.len(), 3);
@@ -904,6 +1041,63 @@ mod tests {
         let _ = stays.wait();
         assert!(seen_short.len() > 10, "too few short-lived processes were read: {}", seen_short.len());
         assert_eq!(failures, [], "{} short-lived processes started", started.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn limits_are_read_again_on_the_process_turn_and_a_new_program_at_once() {
+        use std::process::Command;
+        let mut child = Command::new("sleep").arg("30.5").spawn().unwrap();
+        let pid = child.id();
+        // Its command line is the test's, then empty, until its exec has completed.
+        for _ in 0..1000 {
+            if fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| line.starts_with(b"sleep")) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let watch = Regex::new(r"^sleep 30\.5$").unwrap();
+        let mut sampler =
+            LocalSampler::new("/proc".into(), "/sys/fs/cgroup".into(), Some(watch), std::process::id());
+        let limit_of =
+            |sample: &Sample, pid: u32| sample.processes.iter().find(|p| p.pid == pid).map(|p| p.fd_limit);
+        let limit = |sample: &Sample| limit_of(sample, pid);
+        let (sample, _) = tick(&mut sampler);
+        let before = limit(&sample).expect("the child is watched");
+        assert_ne!(before, Some(777));
+        let status = Command::new("prlimit").arg(format!("--pid={pid}")).arg("--nofile=777:").status();
+        assert!(status.unwrap().success());
+        for _ in 0..FACTS_EVERY_TICKS {
+            let due = (sampler.ticks + u64::from(pid)).is_multiple_of(FACTS_EVERY_TICKS);
+            let (sample, _) = tick(&mut sampler);
+            if due {
+                assert_eq!(limit(&sample), Some(Some(777)), "read on its turn");
+                break;
+            }
+            assert_eq!(limit(&sample), Some(before), "not read before its turn");
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+
+        // A shell, not watched, that becomes a watched program: watched on the first tick
+        // after its exec, not on its turn.
+        let mut child = Command::new("sh").args(["-c", "sleep 0.3; exec sleep 30.5"]).spawn().unwrap();
+        let pid = child.id();
+        let mut watched_after_exec = false;
+        for _ in 0..200 {
+            let execed =
+                fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| line.starts_with(b"sleep"));
+            let (sample, _) = tick(&mut sampler);
+            let watched = limit_of(&sample, pid).is_some();
+            if execed {
+                watched_after_exec = watched;
+                break;
+            }
+            assert!(!watched, "the shell is not watched");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(watched_after_exec);
     }
 
     #[test]
