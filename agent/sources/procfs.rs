@@ -7,7 +7,10 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::RawDir;
 
 use crate::judge::sample::{Listener, PressureLine};
 use crate::sources::files::{OpenFiles, ParseError, ReadError, as_text, read_into};
@@ -82,28 +85,6 @@ pub fn parse_stat(text: &str) -> Result<Stat<'_>, ParseError> {
         start_ticks: number(fields[19], "stat starttime")?,
         rss_pages: number(fields[21], "stat rss")?,
     })
-}
-
-/// The fields vigil uses from `/proc/<pid>/status`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Status {
-    /// `VmRSS`, converted from kB; absent for kernel threads and zombies.
-    pub rss_bytes: Option<u64>,
-    pub threads: Option<u64>,
-}
-
-/// Parses `/proc/<pid>/status` (`Key:\tvalue` lines).
-pub fn parse_status(text: &str) -> Result<Status, ParseError> {
-    let mut status = Status::default();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("VmRSS:") {
-            let kib = rest.trim().strip_suffix("kB").unwrap_or(rest).trim();
-            status.rss_bytes = Some(number::<u64>(kib, "VmRSS")?.saturating_mul(1024));
-        } else if let Some(rest) = line.strip_prefix("Threads:") {
-            status.threads = Some(number(rest.trim(), "Threads")?);
-        }
-    }
-    Ok(status)
 }
 
 /// Parses the soft "Max open files" limit from `/proc/<pid>/limits`; `None` when unlimited.
@@ -293,7 +274,7 @@ fn number<T: std::str::FromStr>(text: &str, what: &'static str) -> Result<T, Par
 // ---------------------------------------------------------------------------------------------
 
 /// Reads files under a proc root, reusing one path buffer and one text buffer across calls.
-/// The files read every tick (`stat`, `status`, `net/netstat`, `pressure/*`) are held open
+/// The files read every tick (`stat`, `net/netstat`, `pressure/*`) are held open
 /// ([`OpenFiles`]); [`ProcReader::end_tick`] closes those of processes no longer read.
 #[derive(Debug)]
 pub struct ProcReader {
@@ -302,6 +283,9 @@ pub struct ProcReader {
     bytes: Vec<u8>,
     lossy: String,
     open: OpenFiles,
+    /// The root, held open for listing.
+    root_dir: Option<OwnedFd>,
+    dir_buffer: Vec<u8>,
     /// Whether the root is a live procfs, whose `<pid>/fd` directories give their number of
     /// entries as their size (Linux 6.2 and later); found on first use.
     procfs: Option<bool>,
@@ -321,6 +305,8 @@ impl ProcReader {
             bytes: Vec::with_capacity(4096),
             lossy: String::new(),
             open: OpenFiles::new(files),
+            root_dir: None,
+            dir_buffer: Vec::with_capacity(32 << 10),
             procfs: None,
         }
     }
@@ -340,14 +326,35 @@ impl ProcReader {
     }
 
     /// Writes the numeric directory names of the root (the visible PIDs) into `out`, sorted.
+    ///
+    /// The root stays open and is read again from its start each time, into a reused buffer;
+    /// after a failure it is opened anew.
     pub fn list_pids(&mut self, out: &mut Vec<u32>) -> Result<(), ReadError> {
         out.clear();
-        let entries = fs::read_dir(&self.root).map_err(|error| ReadError::io(&self.root, error))?;
-        for entry in entries {
-            let entry = entry.map_err(|error| ReadError::io(&self.root, error))?;
-            if let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse().ok()) {
-                out.push(pid);
+        let ProcReader { root, root_dir, dir_buffer, .. } = self;
+        let listed = (|| -> std::io::Result<()> {
+            let dir = match root_dir {
+                Some(dir) => {
+                    rustix::fs::seek(&*dir, rustix::fs::SeekFrom::Start(0))?;
+                    dir
+                }
+                None => root_dir.insert(OwnedFd::from(fs::File::open(&*root)?)),
+            };
+            let mut entries = RawDir::new(&*dir, dir_buffer.spare_capacity_mut());
+            while let Some(entry) = entries.next() {
+                let entry = entry?;
+                if let Some(pid) =
+                    std::str::from_utf8(entry.file_name().to_bytes()).ok().and_then(|name| name.parse().ok())
+                {
+                    out.push(pid);
+                }
             }
+            Ok(())
+        })();
+        if let Err(error) = listed {
+            *root_dir = None;
+            out.clear();
+            return Err(ReadError::io(root, error));
         }
         out.sort_unstable();
         Ok(())
@@ -383,15 +390,19 @@ impl ProcReader {
         self.read_held_parsed(parse_stat)
     }
 
-    pub fn read_status(&mut self, pid: u32) -> Result<Status, ReadError> {
-        self.set_pid_path(pid, "status");
-        self.read_held_parsed(parse_status)
-    }
-
     /// The soft open-files limit; `Ok(None)` when unlimited.
+    ///
+    /// The kernel writes an empty file once the process has let go of its signal handlers on
+    /// its way out; that reads as `ESRCH`, the process being gone.
     pub fn read_fd_limit(&mut self, pid: u32) -> Result<Option<u64>, ReadError> {
+        const ESRCH: i32 = 3;
         self.set_pid_path(pid, "limits");
-        self.read_parsed(parse_fd_limit)
+        read_into(&self.path, &mut self.bytes)?;
+        if self.bytes.is_empty() {
+            return Err(ReadError::io(&self.path, std::io::Error::from_raw_os_error(ESRCH)));
+        }
+        let text = as_text(&self.bytes, &mut self.lossy);
+        parse_fd_limit(text).map_err(|error| ReadError::parse(&self.path, error))
     }
 
     /// The text of `/proc/<pid>/cgroup`, once it has been parsed with [`parse_cgroup`].
@@ -561,21 +572,6 @@ mod tests {
         assert_eq!(parse_stat("12 (x) S 1 1 1"), Err(ParseError::Missing("stat fields")));
         assert_eq!(parse_stat(""), Err(ParseError::Malformed("stat name")));
         assert_eq!(parse_stat(") 12 (x"), Err(ParseError::Malformed("stat name")));
-    }
-
-    // Captured with `cat /proc/self/status`.
-    const STATUS: &str = "Name:\tcat\nUmask:\t0022\nState:\tR (running)\nTgid:\t9039\nNgid:\t0\nPid:\t9039\nPPid:\t9036\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t256\nGroups:\t \nNStgid:\t9039\nNSpid:\t9039\nNSpgid:\t9036\nNSsid:\t4662\nKthread:\t0\nVmPeak:\t    3060 kB\nVmSize:\t    3060 kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\nVmHWM:\t    1732 kB\nVmRSS:\t    1732 kB\nRssAnon:\t     116 kB\nRssFile:\t    1616 kB\nRssShmem:\t       0 kB\nVmData:\t     360 kB\nVmStk:\t     132 kB\nVmExe:\t      20 kB\nVmLib:\t    1528 kB\nVmPTE:\t      44 kB\nVmSwap:\t       0 kB\nHugetlbPages:\t       0 kB\nCoreDumping:\t0\nTHP_enabled:\t1\nuntag_mask:\t0xffffffffffffffff\nThreads:\t1\nSigQ:\t1/96365\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\nCapInh:\t0000000000000000\nCapPrm:\t000001fffeffffff\nCapEff:\t000001fffeffffff\nCapBnd:\t000001fffeffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t0\nSeccomp_filters:\t0\nSpeculation_Store_Bypass:\tvulnerable\nSpeculationIndirectBranch:\talways enabled\nCpus_allowed:\t3\nCpus_allowed_list:\t0-1\nMems_allowed:\t00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000001\nMems_allowed_list:\t0\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n";
-
-    #[test]
-    fn status_rss_and_threads() {
-        assert_eq!(parse_status(STATUS).unwrap(), Status { rss_bytes: Some(1732 * 1024), threads: Some(1) });
-    }
-
-    #[test]
-    fn status_of_a_kernel_thread_has_no_rss() {
-        // A kernel thread's status has no Vm* lines.
-        let text = "Name:\tkthreadd\nState:\tS (sleeping)\nKthread:\t1\nThreads:\t1\n";
-        assert_eq!(parse_status(text).unwrap(), Status { rss_bytes: None, threads: Some(1) });
     }
 
     // Captured with `cat /proc/self/limits`.
@@ -825,7 +821,7 @@ IpExt: 0 0 0 0 0 0 139883128 294211 0 0 0 0 0 5657 0 0 0 0
         let pid = std::process::id();
         let stat = reader.read_stat(pid).unwrap();
         assert_eq!(stat.pid, pid);
-        assert!(reader.read_status(pid).unwrap().rss_bytes.is_some());
+        assert!(stat.rss_pages > 0 && stat.threads >= 1);
         assert!(reader.count_fds(pid).unwrap() >= 1);
         assert!(reader.read_cgroup(pid).is_ok());
         let mut pids = Vec::new();

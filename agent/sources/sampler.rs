@@ -34,8 +34,8 @@ use crate::sources::sockdiag::{MAX_LISTENERS, SockDiag};
 /// At most this many processes are watched (the lowest PIDs first).
 pub const MAX_PROCESSES: usize = 64;
 
-/// Files the proc reader holds open: `stat` and `status` of every watched process, the
-/// namespaces' `net/netstat` and the three pressure files.
+/// Files the proc reader holds open: `stat` of every watched process and of as many others,
+/// the namespaces' `net/netstat` and the three pressure files.
 const HELD_PROC_FILES: usize = 2 * MAX_PROCESSES + 8;
 
 /// A watched process's command line, open-files limit and cgroup membership, which rarely
@@ -67,6 +67,8 @@ pub struct LocalSampler {
     line: String,
     /// The name of the process being read.
     comm: String,
+    /// The size of a memory page, in which `stat` gives resident memory.
+    page_bytes: u64,
     known: Known,
     notices: Notices,
     ticks: u64,
@@ -101,6 +103,7 @@ impl LocalSampler {
             pids: Vec::new(),
             line: String::new(),
             comm: String::new(),
+            page_bytes: rustix::param::page_size() as u64,
             known: Known::default(),
             notices: Notices::default(),
             ticks: 0,
@@ -172,6 +175,7 @@ impl LocalSampler {
             known,
             comm,
             ticks,
+            page_bytes,
             ..
         } = self;
         let host_kthreadd = pids.binary_search(&KTHREADD_PID).is_ok()
@@ -199,6 +203,9 @@ impl LocalSampler {
                         state: stat.state,
                         threads: Some(stat.threads),
                         cpu_ticks: Some(stat.cpu_ticks),
+                        // The same count as `VmRSS` in `status` (which costs the kernel far
+                        // more to write); 0 once an exiting process has dropped its memory.
+                        rss_bytes: (stat.rss_pages > 0).then(|| stat.rss_pages.saturating_mul(*page_bytes)),
                         ..ProcessReading::default()
                     }
                 }
@@ -218,7 +225,7 @@ impl LocalSampler {
                     // Empty in the middle of an exec, so asked again on the next tick (kernel
                     // threads and zombies, whose command lines are empty for good, were left
                     // out by their `stat`).
-                    Ok(cmdline) if cmdline.is_empty() => {
+                    Ok("") => {
                         entry.stale = true;
                         false
                     }
@@ -245,14 +252,6 @@ impl LocalSampler {
                 break;
             }
             reading.name.clone_from(comm);
-
-            match proc.read_status(pid) {
-                Ok(status) => {
-                    reading.rss_bytes = status.rss_bytes;
-                    reading.threads = status.threads.or(reading.threads);
-                }
-                Err(error) => failures.push(proc, pid, Source::Proc, &error, errors),
-            }
             if entry.due && !failures.exited {
                 // A fact that cannot be read is tried again (and counted) on the next tick.
                 let mut retry = false;
@@ -651,6 +650,10 @@ mod tests {
         sample.processes.iter().map(|process| process.pid).collect()
     }
 
+    fn page_bytes() -> u64 {
+        rustix::param::page_size() as u64
+    }
+
     fn process(sample: &Sample, pid: u32) -> &ProcessReading {
         sample.processes.iter().find(|process| process.pid == pid).unwrap()
     }
@@ -679,7 +682,7 @@ mod tests {
                 name: "node".to_owned(),
                 start_ticks: 150000,
                 state: 'S',
-                rss_bytes: Some(163840 * 1024),
+                rss_bytes: Some(40960 * page_bytes()),
                 threads: Some(11),
                 open_fds: Some(6),
                 fd_limit: Some(65535),
@@ -776,7 +779,6 @@ mod tests {
             [
                 (Source::Cgroup, outside.to_owned()),
                 (Source::Proc, "read proc/40/stat: no such file or directory".to_owned()),
-                (Source::Proc, "read proc/41/status: no such file or directory".to_owned()),
                 (Source::Proc, "read proc/41/limits: no such file or directory".to_owned()),
                 (Source::Cgroup, "read proc/41/cgroup: no such file or directory".to_owned()),
                 (Source::Proc, "read proc/41/fd: no such file or directory".to_owned()),
@@ -784,15 +786,15 @@ mod tests {
             ]
         );
         let vanished = process(&sample, 41);
-        assert_eq!((vanished.rss_bytes, vanished.open_fds, vanished.fd_limit), (None, None, None));
+        assert_eq!((vanished.open_fds, vanished.fd_limit), (None, None));
         assert_eq!((vanished.cgroup, vanished.network), (None, None));
-        assert_eq!(vanished.threads, Some(1), "from stat");
+        assert_eq!((vanished.threads, vanished.rss_bytes), (Some(1), Some(500 * page_bytes())), "from stat");
 
         // The next tick gives the same sample and the same per-tick errors, but the notice
         // about another container's cgroup is not repeated.
         let (again, errors) = tick(&mut sampler);
         assert_eq!(again, sample);
-        assert_eq!(errors.len(), 6);
+        assert_eq!(errors.len(), 5);
         assert!(errors.iter().all(|error| !error.detail.contains("envoy")));
     }
 
@@ -1108,7 +1110,6 @@ mod tests {
         for pid in [7, 8] {
             scratch.process(pid, "app", 1);
             let dir = scratch.0.join(pid.to_string());
-            fs::write(dir.join("status"), "Name:\tapp\nVmRSS:\t  2048 kB\nThreads:\t3\n").unwrap();
             fs::write(
                 dir.join("limits"),
                 "Max open files            1024                 4096                 files\n",
@@ -1124,7 +1125,7 @@ mod tests {
             let app = process(&sample, 7);
             assert_eq!(
                 (app.rss_bytes, app.threads, app.fd_limit, app.open_fds, app.cgroup),
-                (Some(2 << 20), Some(3), Some(1024), Some(0), None)
+                (Some(10 * page_bytes()), Some(1), Some(1024), Some(0), None)
             );
             assert_eq!(sample.cgroups, []);
             assert_eq!(sample.pressure, None, "no PSI is not an error");

@@ -9,7 +9,6 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let text = text.as_ref();
     let _ = procfs::parse_stat(text);
-    let _ = procfs::parse_status(text);
     let _ = procfs::parse_fd_limit(text);
     let _ = procfs::parse_cgroup(text);
     let mut listeners = Vec::new();
