@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+/// "No such process": a process's file read after the process exited.
+pub(crate) const ESRCH: i32 = 3;
+
 /// Why the text of a `/proc` or cgroup file could not be understood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum ParseError {
@@ -46,7 +49,6 @@ impl ReadError {
     /// Whether the process behind the file is gone: the file vanished (`ENOENT`), or it was
     /// opened just before the process exited and the read failed with `ESRCH`.
     pub fn is_vanished(&self) -> bool {
-        const ESRCH: i32 = 3;
         match self {
             ReadError::Io { source, .. } => {
                 source.kind() == io::ErrorKind::NotFound || source.raw_os_error() == Some(ESRCH)
@@ -165,6 +167,7 @@ impl OpenFiles {
     }
 
     /// How many files are held open.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.held.len()
     }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::RawDir;
 
 use crate::judge::sample::{Listener, PressureLine};
-use crate::sources::files::{OpenFiles, ParseError, ReadError, as_text, read_into};
+use crate::sources::files::{ESRCH, OpenFiles, ParseError, ReadError, as_text, read_into};
 
 // ---------------------------------------------------------------------------------------------
 // Pure parsers.
@@ -316,11 +316,6 @@ impl ProcReader {
         self.open.sweep();
     }
 
-    /// How many files are held open.
-    pub fn held_files(&self) -> usize {
-        self.open.len()
-    }
-
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -395,7 +390,6 @@ impl ProcReader {
     /// The kernel writes an empty file once the process has let go of its signal handlers on
     /// its way out; that reads as `ESRCH`, the process being gone.
     pub fn read_fd_limit(&mut self, pid: u32) -> Result<Option<u64>, ReadError> {
-        const ESRCH: i32 = 3;
         self.set_pid_path(pid, "limits");
         read_into(&self.path, &mut self.bytes)?;
         if self.bytes.is_empty() {
@@ -408,10 +402,7 @@ impl ProcReader {
     /// The text of `/proc/<pid>/cgroup`, once it has been parsed with [`parse_cgroup`].
     pub fn read_cgroup(&mut self, pid: u32) -> Result<&str, ReadError> {
         self.set_pid_path(pid, "cgroup");
-        read_into(&self.path, &mut self.bytes)?;
-        let text = as_text(&self.bytes, &mut self.lossy);
-        parse_cgroup(text).map_err(|error| ReadError::parse(&self.path, error))?;
-        Ok(text)
+        self.read_parsed(|text| parse_cgroup(text).map(|_| text))
     }
 
     /// The number of open files of process `pid`. A live procfs of Linux 6.2 or later gives it

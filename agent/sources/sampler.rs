@@ -40,7 +40,7 @@ const HELD_PROC_FILES: usize = 2 * MAX_PROCESSES + 8;
 
 /// A watched process's command line, open-files limit and cgroup membership, which rarely
 /// change, are read again every this many ticks (spread over ticks by PID), and at once for a
-/// new process.
+/// new process or one that has run another program (its name changed).
 pub const FACTS_EVERY_TICKS: u64 = 10;
 
 /// The host's kernel thread daemon, parent of every kernel thread.
@@ -226,7 +226,7 @@ impl LocalSampler {
                     // threads and zombies, whose command lines are empty for good, were left
                     // out by their `stat`).
                     Ok("") => {
-                        entry.stale = true;
+                        entry.due_again();
                         false
                     }
                     Ok(cmdline) => match watch {
