@@ -3,12 +3,20 @@
 //! converted, the pipeline on a recorded sample) and `/metrics` rendering; and the heap
 //! allocations of one steady-state tick, counted by a counting allocator.
 //!
-//! `cargo bench --bench tick`
+//! `cargo bench --bench tick` on the host, or as in a task (root; a new PID namespace shows
+//! only the bench and the processes it starts):
 //!
-//! In local mode vigil reads the command line of every process it can see to choose the watched
-//! ones, so the whole-tick figures include one `cmdline` read per visible process of the
-//! machine; the bench prints how many there were. Inside a task only the task's processes are
-//! visible.
+//! `cargo bench --no-run --bench tick` then
+//! `unshare --pid --fork --mount-proc cargo bench --bench tick`
+//!
+//! In local mode vigil reads `stat` for every process it can see (and every
+//! `FACTS_EVERY_TICKS` ticks its command line, to choose the watched ones), so on the host the
+//! whole-tick figures include the machine's other processes; the bench prints how many there
+//! were.
+//!
+//! These are warm figures: the bench runs ticks back to back. In the agent, ticks are an
+//! interval apart and the same work finds cold caches, so `vigil_tick_duration_seconds` reads
+//! several times higher.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
