@@ -7,7 +7,7 @@
 //! only the bench and the processes it starts):
 //!
 //! `cargo bench --no-run --bench tick` then
-//! `unshare --pid --fork --mount-proc cargo bench --bench tick`
+//! `unshare --pid --fork --mount-proc --net bash -c 'ip link set lo up; cargo bench --bench tick'`
 //!
 //! In local mode vigil reads `stat` for every process it can see (and every
 //! `FACTS_EVERY_TICKS` ticks its command line, to choose the watched ones), so on the host the
@@ -15,8 +15,8 @@
 //! were.
 //!
 //! These are warm figures: the bench runs ticks back to back. In the agent, ticks are an
-//! interval apart and the same work finds cold caches, so `vigil_tick_duration_seconds` reads
-//! several times higher.
+//! interval apart and the same work costs several times more in `vigil_tick_duration_seconds`
+//! (cold caches, most likely).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
